@@ -1,0 +1,173 @@
+"""The bucket's schema: every object key buquet reads or writes is built here.
+
+Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
+
+    tasks/<task id>.json                  a task: the truth about it
+    ready/<due ms>~<type>~<task id>       hint: the task may be claimable from <due ms>
+    leases/<expiry ms>~<task id>          hint: a claimed task whose lease ends at <expiry ms>
+    runs/<run id>/run.json                a workflow run
+    runs/<run id>/done/<step>/<index>     marker: a step (or map item) finished
+    blobs/<sha256>                        a large value, content-addressed
+
+Times in keys are milliseconds since the epoch on the store's clock, padded
+to 13 digits so that keys sort by time. Hints may be missing or stale; the
+sweeper repairs them from the task objects.
+
+Step tasks have deterministic ids, ``<run id>.<step>`` or
+``<run id>.<step>.<map index>``, so a re-submission after a crash is a no-op.
+Run ids cannot contain ``.``, which keeps ``tasks/<run id>.`` a prefix of
+exactly one run's tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from buquet.errors import InvalidKeyError
+
+TASKS = "tasks/"
+READY = "ready/"
+LEASES = "leases/"
+RUNS = "runs/"
+BLOBS = "blobs/"
+
+HINT_SEPARATOR = "~"
+_TIME_DIGITS = 13
+
+_RUN_ID = re.compile(r"^\w[\w-]{0,199}$")
+_TASK_ID = re.compile(r"^\w[\w.-]{0,254}$")
+_TASK_TYPE = re.compile(r"^[A-Za-z_][\w.:-]{0,127}$", re.ASCII)
+_NAME = re.compile(r"^[^\W\d][\w-]{0,127}$")
+
+
+def normalise(text: str) -> str:
+    """Return ``text`` in Unicode NFC, so equal-looking ids map to one key."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _check(pattern: re.Pattern[str], value: object, what: str, rule: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidKeyError(f"invalid {what} {value!r}: expected a string")
+    text = normalise(value)
+    if not pattern.match(text) or ".." in text:
+        raise InvalidKeyError(f"invalid {what} {value!r}: {rule}")
+    return text
+
+
+def check_run_id(value: object) -> str:
+    """Validate and normalise a run id."""
+    return _check(_RUN_ID, value, "run id", "use 1-200 letters, digits, '-' or '_'")
+
+
+def check_task_id(value: object) -> str:
+    """Validate and normalise a task id."""
+    return _check(
+        _TASK_ID, value, "task id", "use 1-255 letters, digits, '-', '_' or '.', and no '..'"
+    )
+
+
+def check_task_type(value: object) -> str:
+    """Validate a task type name."""
+    return _check(
+        _TASK_TYPE,
+        value,
+        "task type",
+        "start with an ASCII letter or '_', then up to 127 of letters, digits, '_', '.', ':', '-'",
+    )
+
+
+def check_name(value: object, what: str = "name") -> str:
+    """Validate a step or workflow name: an identifier that may also contain '-'."""
+    return _check(_NAME, value, what, "start with a letter or '_', then letters, digits, '_', '-'")
+
+
+def idempotent_task_id(idempotency_key: str) -> str:
+    """Derive a task id from an idempotency key; any string is accepted."""
+    digest = hashlib.sha256(normalise(idempotency_key).encode()).hexdigest()
+    return f"idem-{digest[:40]}"
+
+
+def task_key(task_id: str) -> str:
+    """Key of a task object."""
+    return f"{TASKS}{task_id}.json"
+
+
+def task_id_from_key(key: str) -> str:
+    """Task id of a key made by :func:`task_key`."""
+    return key.removeprefix(TASKS).removesuffix(".json")
+
+
+def _time_part(millis: int) -> str:
+    return f"{max(millis, 0):0{_TIME_DIGITS}d}"
+
+
+def ready_key(due_millis: int, task_type: str, task_id: str) -> str:
+    """Key of a ready hint: sorts by due time, then type and id."""
+    sep = HINT_SEPARATOR
+    return f"{READY}{_time_part(due_millis)}{sep}{task_type}{sep}{task_id}"
+
+
+def ready_key_cutoff(now_millis: int) -> str:
+    """A key that sorts after every ready hint due at or before ``now_millis``."""
+    return f"{READY}{_time_part(now_millis)}{chr(ord(HINT_SEPARATOR) + 1)}"
+
+
+def parse_ready_key(key: str) -> tuple[int, str, str]:
+    """Split a ready hint key into (due ms, task type, task id)."""
+    due, task_type, task_id = key.removeprefix(READY).split(HINT_SEPARATOR, 2)
+    return int(due), task_type, task_id
+
+
+def lease_key(expires_millis: int, task_id: str) -> str:
+    """Key of a lease hint: sorts by lease expiry."""
+    return f"{LEASES}{_time_part(expires_millis)}{HINT_SEPARATOR}{task_id}"
+
+
+def lease_key_cutoff(now_millis: int) -> str:
+    """A key that sorts after every lease hint that expired at or before ``now_millis``."""
+    return f"{LEASES}{_time_part(now_millis)}{chr(ord(HINT_SEPARATOR) + 1)}"
+
+
+def parse_lease_key(key: str) -> tuple[int, str]:
+    """Split a lease hint key into (expiry ms, task id)."""
+    expires, task_id = key.removeprefix(LEASES).split(HINT_SEPARATOR, 1)
+    return int(expires), task_id
+
+
+def step_task_id(run_id: str, step: str, index: int | None = None) -> str:
+    """Deterministic id of a step's task, or of one item of a mapped step."""
+    return f"{run_id}.{step}" if index is None else f"{run_id}.{step}.{index}"
+
+
+def run_tasks_prefix(run_id: str) -> str:
+    """Prefix of the keys of every task of one run."""
+    return f"{TASKS}{run_id}."
+
+
+def run_key(run_id: str) -> str:
+    """Key of a run object."""
+    return f"{RUNS}{run_id}/run.json"
+
+
+def run_id_from_key(key: str) -> str:
+    """Run id of a key made by :func:`run_key`."""
+    return key.removeprefix(RUNS).split("/", 1)[0]
+
+
+def done_prefix(run_id: str, step: str | None = None) -> str:
+    """Prefix of the done markers of a run, or of one of its steps."""
+    base = f"{RUNS}{run_id}/done/"
+    return base if step is None else f"{base}{step}/"
+
+
+def done_key(run_id: str, step: str, index: int | None = None) -> str:
+    """Key of the marker written once a step, or one map item, has finished."""
+    item = "all" if index is None else f"{index:08d}"
+    return f"{done_prefix(run_id, step)}{item}"
+
+
+def blob_key(digest: str) -> str:
+    """Key of a content-addressed blob."""
+    return f"{BLOBS}{digest}"
