@@ -6,7 +6,9 @@ Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
     ready/<due ms>~<type>~<task id>       hint: the task may be claimable from <due ms>
     leases/<expiry ms>~<task id>          hint: a claimed task whose lease ends at <expiry ms>
     runs/<run id>/run.json                a workflow run
-    runs/<run id>/done/<step>/<index>     marker: a step (or map item) finished
+    runs/<run id>/done/<node>/all         marker: a step (every item of a map) finished
+    runs/<run id>/done/<node>/g<group>/<index>   marker: one map item finished
+    runs/<run id>/done/<node>/groups/<group>     marker: every item of a group finished
     blobs/<sha256>                        a large value, content-addressed
 
 Times in keys are milliseconds since the epoch on the store's clock, padded
@@ -156,16 +158,44 @@ def run_id_from_key(key: str) -> str:
     return key.removeprefix(RUNS).split("/", 1)[0]
 
 
-def done_prefix(run_id: str, step: str | None = None) -> str:
-    """Prefix of the done markers of a run, or of one of its steps."""
+MAP_GROUP_SIZE = 100
+"""Map items per group: a finished item lists only its group, never all items."""
+
+
+def done_prefix(run_id: str, node: str | None = None) -> str:
+    """Prefix of the done markers of a run, or of one of its nodes."""
     base = f"{RUNS}{run_id}/done/"
-    return base if step is None else f"{base}{step}/"
+    return base if node is None else f"{base}{node}/"
 
 
-def done_key(run_id: str, step: str, index: int | None = None) -> str:
-    """Key of the marker written once a step, or one map item, has finished."""
-    item = "all" if index is None else f"{index:08d}"
-    return f"{done_prefix(run_id, step)}{item}"
+def node_done_key(run_id: str, node: str) -> str:
+    """Key of the marker written once a node (every item, for a map) has finished."""
+    return f"{done_prefix(run_id, node)}all"
+
+
+def map_group(index: int) -> int:
+    """Group of a map item."""
+    return index // MAP_GROUP_SIZE
+
+
+def item_done_prefix(run_id: str, node: str, group: int) -> str:
+    """Prefix of the done markers of one group of map items."""
+    return f"{done_prefix(run_id, node)}g{group:06d}/"
+
+
+def item_done_key(run_id: str, node: str, index: int) -> str:
+    """Key of the marker written once one map item has finished."""
+    return f"{item_done_prefix(run_id, node, map_group(index))}{index:08d}"
+
+
+def group_done_prefix(run_id: str, node: str) -> str:
+    """Prefix of the markers of map groups whose items have all finished."""
+    return f"{done_prefix(run_id, node)}groups/"
+
+
+def group_done_key(run_id: str, node: str, group: int) -> str:
+    """Key of the marker written once every item of a map group has finished."""
+    return f"{group_done_prefix(run_id, node)}{group:06d}"
 
 
 def blob_key(digest: str) -> str:
