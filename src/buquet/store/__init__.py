@@ -6,13 +6,22 @@ URL with :func:`open_store`.
 """
 
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject, iter_keys
+from buquet.store._local import LocalStore
 from buquet.store._memory import MemoryStore
+from buquet.store._retry import RetryPolicy
+from buquet.store._s3 import S3Store
+from buquet.store._url import open_store, resolve_store_url
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "ListPage",
+    "LocalStore",
     "MemoryStore",
     "ObjectStore",
+    "RetryPolicy",
+    "S3Store",
     "StoredObject",
     "iter_keys",
+    "open_store",
+    "resolve_store_url",
 ]

@@ -1,0 +1,112 @@
+"""Classification of S3 errors and the backoff between retries.
+
+Errors are classified by their error code and HTTP status, never by message text.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "TooManyRequestsException",
+        "BandwidthLimitExceeded",
+    }
+)
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_TRANSIENT_TRANSPORT_ERRORS = (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+
+class ErrorKind(enum.Enum):
+    """The consequence of a failed S3 request for its caller."""
+
+    PRECONDITION = "precondition"
+    """412 PreconditionFailed or 409 ConditionalRequestConflict: the condition did not hold."""
+    NOT_FOUND = "not found"
+    TRANSIENT = "transient"
+    """Worth retrying: throttling, 5xx, connection errors and timeouts."""
+    FATAL = "fatal"
+
+
+def classify(error: Exception) -> ErrorKind:
+    """Classify an exception raised by a boto3 call."""
+    if isinstance(error, ClientError):
+        return _classify_client_error(error)
+    if isinstance(error, _TRANSIENT_TRANSPORT_ERRORS):
+        return ErrorKind.TRANSIENT
+    return ErrorKind.FATAL
+
+
+def _classify_client_error(error: ClientError) -> ErrorKind:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status == 412 or code == "PreconditionFailed":
+        return ErrorKind.PRECONDITION
+    if code == "ConditionalRequestConflict":
+        return ErrorKind.PRECONDITION
+    if code == "NoSuchBucket":
+        return ErrorKind.FATAL
+    if status == 404 or code in _NOT_FOUND_CODES:
+        return ErrorKind.NOT_FOUND
+    if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUSES:
+        return ErrorKind.TRANSIENT
+    return ErrorKind.FATAL
+
+
+def describe(error: BaseException) -> str:
+    """Return the error code and HTTP status of a boto3 error, or its type name."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "?")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"{code} (HTTP {status})"
+    if isinstance(error, BotoCoreError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter.
+
+    Attempt ``n`` (from 0) waits a random time in [0, min(cap, base * 2**n)] seconds.
+    """
+
+    max_attempts: int = 8
+    base_seconds: float = 0.05
+    cap_seconds: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Return the wait in seconds after the failed attempt ``attempt`` (from 0)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * 2.0**attempt)
+        return random.uniform(0.0, ceiling)

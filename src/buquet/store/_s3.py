@@ -1,0 +1,301 @@
+"""A store in an S3 bucket, through boto3; works with any S3-compatible server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from buquet.errors import ListingError, PreconditionFailed, StoreError
+from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, StoredObject
+from buquet.store._clock import ServerClock
+from buquet.store._retry import ErrorKind, RetryPolicy, classify, describe
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SIGNING_REGION = "us-east-1"
+# now() measures the offset again when the newest Date header is older than this.
+_CLOCK_REFRESH_SECONDS = 300.0
+# Bound on the pages followed by continuation token while a truncated listing
+# returns no keys, so a misbehaving server cannot make a listing loop forever.
+_MAX_EMPTY_PAGES = 100
+
+
+def endpoint_from_env(environ: Mapping[str, str]) -> str | None:
+    """Return the endpoint from ``S3_ENDPOINT``, else ``AWS_ENDPOINT_URL``, else None."""
+    return environ.get("S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None
+
+
+def region_from_env(environ: Mapping[str, str]) -> str | None:
+    """Return the region from ``S3_REGION``, ``AWS_REGION`` or ``AWS_DEFAULT_REGION``."""
+    for name in ("S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        if environ.get(name):
+            return environ[name]
+    return None
+
+
+def make_client(
+    endpoint_url: str | None, region: str | None, max_pool_connections: int
+) -> S3Client:
+    """Create an S3 client with botocore's retries off and path-style addressing
+    for custom endpoints. Credentials come from the usual boto3 chain."""
+    config = Config(
+        retries={"max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=5,
+        read_timeout=30,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    if endpoint_url and not region:
+        region = DEFAULT_SIGNING_REGION
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+class S3Store:
+    """An object store under ``prefix`` in an S3 bucket.
+
+    Conditional writes use ``If-None-Match: *`` (create) and ``If-Match``
+    (replace, delete). 412 PreconditionFailed, 409 ConditionalRequestConflict,
+    and 404 on an ``If-Match`` write or delete raise PreconditionFailed.
+    Throttling, 5xx and connection errors are retried with capped, jittered
+    exponential backoff (``retry``); then StoreError is raised with the last
+    error as ``__cause__``.
+
+    A retried write whose first attempt succeeded but whose response was lost
+    comes back as PreconditionFailed: a create finds its own object, a replace
+    finds its own new ETag. Callers resolve this by reading the object again
+    and checking a token they wrote into it.
+
+    ``endpoint_url`` and ``region`` default to ``S3_ENDPOINT`` /
+    ``AWS_ENDPOINT_URL`` and ``S3_REGION`` / ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION`` from ``environ`` (default ``os.environ``).
+    ``client`` replaces the boto3 client, e.g. in tests.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        max_pool_connections: int = 32,
+        client: S3Client | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self.bucket = bucket
+        self.prefix = _normalise_prefix(prefix)
+        self.url = f"s3://{bucket}/{self.prefix}".removesuffix("/")
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = ServerClock()
+        self._client = client or make_client(
+            endpoint_url or endpoint_from_env(environ),
+            region or region_from_env(environ),
+            max_pool_connections,
+        )
+
+    @property
+    def clock_offset(self) -> float | None:
+        """The store's clock minus the local clock, in seconds, from recent ``Date``
+        headers; None before the first response that carried one."""
+        return self._clock.offset
+
+    def get(self, key: str) -> StoredObject | None:
+        def read() -> tuple[bytes, str]:
+            sent_at = time.time()
+            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
+            self._observe(response, sent_at)
+            return response["Body"].read(), response["ETag"]
+
+        try:
+            data, etag = self._call("GetObject", key, read)
+        except _NotFoundError:
+            return None
+        return StoredObject(key, data, etag)
+
+    def create(self, key: str, data: bytes) -> str:
+        return self._put(key, data, {"IfNoneMatch": "*"}, f"object {key!r} already exists")
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        return self._put(key, data, {"IfMatch": etag}, f"object {key!r} changed or is missing")
+
+    def put(self, key: str, data: bytes) -> str:
+        return self._put(key, data, {}, "")
+
+    def delete(self, key: str, etag: str | None = None) -> None:
+        condition: dict[str, Any] = {"IfMatch": etag} if etag is not None else {}
+        try:
+            self._request(
+                "DeleteObject",
+                key,
+                lambda: self._client.delete_object(
+                    Bucket=self.bucket, Key=self._full(key), **condition
+                ),
+            )
+        except _NotFoundError as exc:
+            if etag is None:
+                return
+            raise PreconditionFailed(f"object {key!r} is missing", key=key) from exc.__cause__
+        except _ConditionError as exc:
+            raise PreconditionFailed(
+                f"object {key!r} changed or is missing", key=key
+            ) from exc.__cause__
+
+    def list_page(
+        self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE
+    ) -> ListPage:
+        arguments: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self._full(prefix),
+            "MaxKeys": max_keys,
+        }
+        if start_after:
+            arguments["StartAfter"] = self._full(start_after)
+        for _ in range(_MAX_EMPTY_PAGES):
+            response = self._list(prefix, arguments)
+            keys = [self._relative(item["Key"]) for item in response.get("Contents", [])]
+            if not response.get("IsTruncated"):
+                return ListPage(keys, None)
+            if keys:
+                return ListPage(keys, keys[-1])
+            token = response.get("NextContinuationToken")
+            if not token:
+                raise ListingError(
+                    f"listing of {self._full(prefix)!r} in bucket {self.bucket!r} is truncated "
+                    "but has no keys and no continuation token; the S3 server is not "
+                    "compatible with ListObjectsV2 paging"
+                )
+            arguments["ContinuationToken"] = token
+        raise ListingError(
+            f"listing of {self._full(prefix)!r} in bucket {self.bucket!r} returned "
+            f"{_MAX_EMPTY_PAGES} truncated pages without keys"
+        )
+
+    def now(self) -> dt.datetime:
+        age = self._clock.age()
+        if age is None or age > _CLOCK_REFRESH_SECONDS:
+            self._measure_clock()
+        return self._clock.now()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _put(self, key: str, data: bytes, condition: dict[str, Any], lost_message: str) -> str:
+        def write() -> Any:
+            return self._client.put_object(
+                Bucket=self.bucket, Key=self._full(key), Body=data, **condition
+            )
+
+        try:
+            response = self._request("PutObject", key, write)
+        except (_ConditionError, _NotFoundError) as exc:
+            if not condition:
+                cause = exc.__cause__
+                raise StoreError(
+                    f"PutObject of {key!r} failed: {describe(cause or exc)}", key=key
+                ) from cause
+            raise PreconditionFailed(lost_message, key=key) from exc.__cause__
+        return str(response["ETag"])
+
+    def _list(self, prefix: str, arguments: dict[str, Any]) -> Any:
+        try:
+            return self._request(
+                "ListObjectsV2", prefix, lambda: self._client.list_objects_v2(**arguments)
+            )
+        except (_ConditionError, _NotFoundError) as exc:
+            raise StoreError(
+                f"ListObjectsV2 of {self._full(prefix)!r} failed: bucket {self.bucket!r} "
+                "not found or condition rejected; check the bucket name",
+                key=prefix,
+            ) from exc.__cause__
+
+    def _measure_clock(self) -> None:
+        self._list("", {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1})
+
+    def _request(self, operation: str, key: str, send: Callable[[], Any]) -> Any:
+        """Send a request whose response carries the ``Date`` header, with retries."""
+
+        def timed() -> Any:
+            sent_at = time.time()
+            response = send()
+            self._observe(response, sent_at)
+            return response
+
+        return self._call(operation, key, timed)
+
+    def _call(self, operation: str, key: str, attempt_once: Callable[[], T]) -> T:
+        for attempt in range(self._retry.max_attempts):
+            sent_at = time.time()
+            try:
+                return attempt_once()
+            except (ClientError, BotoCoreError) as exc:
+                kind = self._after_error(exc, sent_at)
+                if kind is not ErrorKind.TRANSIENT:
+                    raise _signal(kind, operation, key, exc) from exc
+                if attempt + 1 == self._retry.max_attempts:
+                    raise StoreError(
+                        f"{operation} of {key!r} in bucket {self.bucket!r} failed after "
+                        f"{attempt + 1} attempts: {describe(exc)}",
+                        key=key,
+                    ) from exc
+                delay = self._retry.delay(attempt)
+                logger.info(
+                    "%s of %r failed with %s; will retry in %.2f s (attempt %s of %s)",
+                    operation, key, describe(exc), delay, attempt + 1, self._retry.max_attempts,
+                )  # fmt: skip
+                self._sleep(delay)
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    def _after_error(self, exc: Exception, sent_at: float) -> ErrorKind:
+        if isinstance(exc, ClientError):
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            self._clock.observe(headers.get("date"), sent_at, time.time())
+        return classify(exc)
+
+    def _observe(self, response: Any, sent_at: float) -> None:
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        self._clock.observe(headers.get("date"), sent_at, time.time())
+
+    def _full(self, key: str) -> str:
+        return self.prefix + key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key.removeprefix(self.prefix)
+
+
+class _NotFoundError(Exception):
+    """Internal: the request got 404 / NoSuchKey."""
+
+
+class _ConditionError(Exception):
+    """Internal: the request got 412 or 409 ConditionalRequestConflict."""
+
+
+def _signal(kind: ErrorKind, operation: str, key: str, exc: Exception) -> Exception:
+    if kind is ErrorKind.NOT_FOUND:
+        return _NotFoundError()
+    if kind is ErrorKind.PRECONDITION:
+        return _ConditionError()
+    return StoreError(f"{operation} of {key!r} failed: {describe(exc)}", key=key)
+
+
+def _normalise_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
