@@ -1,0 +1,28 @@
+"""The task queue: submit, claim, lease, complete, fail, retry, cancel and sweep tasks.
+
+Tasks live at ``tasks/<id>.json``; ready and lease hints point claimers and
+sweepers at them. See :mod:`buquet.keys` for the layout.
+"""
+
+from buquet.queue._backoff import Backoff
+from buquet.queue._claimed import ClaimedTask
+from buquet.queue._context import TaskContext
+from buquet.queue._queue import Queue
+from buquet.queue._registry import HandlerSpec, handler, registered_handlers
+from buquet.queue._sweep import SweepReport
+from buquet.queue._task import Task, TaskStatus
+from buquet.queue._worker import Worker
+
+__all__ = [
+    "Backoff",
+    "ClaimedTask",
+    "HandlerSpec",
+    "Queue",
+    "SweepReport",
+    "Task",
+    "TaskContext",
+    "TaskStatus",
+    "Worker",
+    "handler",
+    "registered_handlers",
+]

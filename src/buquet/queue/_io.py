@@ -1,0 +1,100 @@
+"""Reading and writing task objects and hints.
+
+Task objects change only through ``store.create`` and ``store.replace``
+(conditional writes). Hints are written with ``store.put`` and deleted
+without a condition, because a stale or missing hint is repaired from the
+task objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from buquet import _json, keys
+from buquet.errors import StoreError
+from buquet.queue._task import Task
+from buquet.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+
+def encode_task(task: Task) -> bytes:
+    """Encode a task as the JSON stored at ``tasks/<id>.json``."""
+    return _json.dumps(task.model_dump(mode="json"))
+
+
+def decode_task(data: bytes) -> Task:
+    """Decode a stored task object."""
+    return Task.model_validate_json(data)
+
+
+def stamp(task: Task, now: dt.datetime) -> Task:
+    """Return ``task`` with its version bumped and ``updated_at`` set, ready to be written."""
+    return task.model_copy(update={"version": task.version + 1, "updated_at": now})
+
+
+class TaskIO:
+    """Task and hint access on one store."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def now(self) -> dt.datetime:
+        """Return the current time on the store's clock."""
+        return self.store.now()
+
+    def read(self, task_id: str) -> tuple[Task, str] | None:
+        """Read a task and its ETag; None when it does not exist."""
+        stored = self.store.get(keys.task_key(task_id))
+        if stored is None:
+            return None
+        return decode_task(stored.data), stored.etag
+
+    def create(self, task: Task) -> str:
+        """Create a task object; raise PreconditionFailed when the id is taken."""
+        return self.store.create(keys.task_key(task.id), encode_task(task))
+
+    def replace(self, task: Task, etag: str) -> str:
+        """Overwrite a task object if it still has ``etag``; return the new ETag."""
+        return self.store.replace(keys.task_key(task.id), encode_task(task), etag)
+
+    def put_hint(self, key: str) -> None:
+        """Write a hint object; hints are empty, their key is the information."""
+        self.store.put(key, b"")
+
+    def delete_hint(self, key: str) -> bool:
+        """Delete a hint, logging instead of raising on failure: the sweeper retries later."""
+        try:
+            self.store.delete(key)
+        except StoreError as error:
+            logger.warning("could not delete hint %s (%s); the sweeper will retry", key, error)
+            return False
+        return True
+
+    def put_ready_hint(self, task: Task) -> str:
+        """Write the ready hint of a pending task, at its ``available_at``."""
+        key = ready_hint_key(task)
+        self.put_hint(key)
+        return key
+
+    def put_lease_hint(self, task_id: str, expires_at: dt.datetime) -> str:
+        """Write a lease hint that lapses at ``expires_at``."""
+        key = lease_hint_key(task_id, expires_at)
+        self.put_hint(key)
+        return key
+
+
+def ready_hint_key(task: Task) -> str:
+    """Key of the ready hint of ``task``."""
+    return keys.ready_key(millis(task.available_at), task.type, task.id)
+
+
+def lease_hint_key(task_id: str, expires_at: dt.datetime) -> str:
+    """Key of the lease hint of a task whose lease ends at ``expires_at``."""
+    return keys.lease_key(millis(expires_at), task_id)
+
+
+def millis(moment: dt.datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime."""
+    return int(moment.timestamp() * 1000)

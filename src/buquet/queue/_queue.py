@@ -1,0 +1,185 @@
+"""The Queue: submit, inspect and cancel tasks, and the operations workers use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+from buquet import _time
+from buquet.errors import TaskNotFound
+from buquet.queue import _claim, _owned
+from buquet.queue._backoff import Backoff
+from buquet.queue._cancel import cancel as _cancel
+from buquet.queue._claimed import ClaimedTask
+from buquet.queue._io import TaskIO
+from buquet.queue._listing import iter_tasks
+from buquet.queue._repair import repair as _repair
+from buquet.queue._submit import (
+    SubmitOptions,
+    build_task,
+    check_lease,
+    check_max_attempts,
+)
+from buquet.queue._submit import submit as _submit
+from buquet.queue._sweep import SettleHook, Settlement, SweepReport
+from buquet.queue._sweep import sweep as _sweep
+from buquet.queue._task import Task, TaskStatus
+from buquet.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+Duration = float | str | dt.timedelta
+
+
+class Queue:
+    """A task queue stored in an object store.
+
+    ``default_max_attempts`` and ``default_lease`` apply to tasks submitted
+    without their own values. Every time decision uses ``store.now()``.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        default_max_attempts: int = 3,
+        default_lease: Duration = "30s",
+    ) -> None:
+        self.store = store
+        self.default_max_attempts = check_max_attempts(default_max_attempts)
+        self.default_lease = check_lease(_time.parse_duration(default_lease, name="lease"))
+        self._io = TaskIO(store)
+        self._finished_ids: set[str] = set()
+        self._repair_lock = threading.Lock()
+
+    def submit(
+        self,
+        task_type: str,
+        input: Any = None,
+        *,
+        delay: Duration = 0,
+        idempotency_key: str | None = None,
+        task_id: str | None = None,
+        max_attempts: int | None = None,
+        timeout: Duration | None = None,
+        lease: Duration | None = None,
+        backoff: Backoff | None = None,
+    ) -> Task:
+        """Submit a task; with ``task_id`` or ``idempotency_key``, submitting again is a no-op.
+
+        Raises TaskConflict when that id already names a task of another type
+        or input, SerializationError when ``input`` is not JSON-serialisable,
+        and InvalidKeyError for an invalid type or id. Nothing is written when
+        a value is invalid.
+        """
+        options = SubmitOptions(
+            delay=_time.parse_duration(delay, name="delay"),
+            max_attempts=check_max_attempts(
+                self.default_max_attempts if max_attempts is None else max_attempts
+            ),
+            lease=self._lease(lease),
+            timeout=None if timeout is None else _time.parse_duration(timeout, name="timeout"),
+            backoff=backoff or Backoff(),
+            task_id=task_id,
+            idempotency_key=idempotency_key,
+        )
+        task = build_task(task_type, input, options, self.store.now())
+        return _submit(self._io, task)
+
+    def get(self, task_id: str) -> Task:
+        """Read a task; raise TaskNotFound when it does not exist."""
+        return self.get_with_etag(task_id)[0]
+
+    def get_with_etag(self, task_id: str) -> tuple[Task, str]:
+        """Read a task and the ETag for a conditional write; raise TaskNotFound."""
+        found = self._io.read(task_id)
+        if found is None:
+            raise TaskNotFound(f"task {task_id!r} not found", task_id=task_id)
+        return found
+
+    def list(
+        self,
+        status: TaskStatus | str | None = None,
+        task_type: str | None = None,
+        prefix: str = "",
+        limit: int | None = None,
+    ) -> Iterator[Task]:
+        """Yield tasks in id order, filtered by status, type and id prefix.
+
+        Each task is one read, so listing is slow on large queues.
+        """
+        wanted = None if status is None else TaskStatus(status)
+        return iter_tasks(self._io, wanted, task_type, prefix, limit)
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a pending task, or request cancellation of a running one."""
+        return _cancel(self._io, task_id)
+
+    def claim(
+        self,
+        types: Collection[str] | None,
+        worker_id: str,
+        *,
+        lease: Duration | None = None,
+        rng: random.Random | None = None,
+    ) -> ClaimedTask | None:
+        """Claim a due task of one of ``types`` (any type when None); None when none is due.
+
+        ``lease`` overrides the lease length stored in the task.
+        """
+        seconds = None if lease is None else self._lease(lease)
+        return _claim.claim(self._io, types, worker_id, lease=seconds, rng=rng)
+
+    def renew(self, claimed: ClaimedTask) -> Task:
+        """Extend the lease of a claimed task; raise LeaseLost when it was taken over."""
+        return _owned.renew(self._io, claimed)
+
+    def complete(self, claimed: ClaimedTask, result: Any = None) -> Task:
+        """Mark a claimed task succeeded; raise LeaseLost or SerializationError.
+
+        The lease hint stays until :meth:`drop_lease_hint`, or until a sweep
+        deletes it, so a settle hook can run in between.
+        """
+        return _owned.complete(self._io, claimed, result)
+
+    def fail(self, claimed: ClaimedTask, error: str, *, retryable: bool = True) -> Task:
+        """Record a failed attempt: retry after the task's backoff, or fail it for good."""
+        return _owned.fail(self._io, claimed, error, retryable=retryable)
+
+    def release(self, claimed: ClaimedTask) -> Task:
+        """Return a claimed task to pending, due now, without counting the attempt."""
+        return _owned.release(self._io, claimed)
+
+    def drop_lease_hint(self, claimed: ClaimedTask) -> bool:
+        """Delete the lease hint of a claimed task that finished; False if the delete failed."""
+        return _owned.drop_lease_hint(self._io, claimed)
+
+    def sweep(
+        self,
+        now: dt.datetime | None = None,
+        *,
+        settle_hooks: Mapping[str, SettleHook] | None = None,
+        types: Collection[str] | None = None,
+    ) -> SweepReport:
+        """Requeue or fail tasks whose lease lapsed, and clean lease hints.
+
+        The lease hint of a finished task is deleted after its type's settle
+        hook ran. With ``types``, hints of finished tasks of other types that
+        have no hook here are left for the sweeper of the process that
+        handles them.
+        """
+        return _sweep(self._io, Settlement(settle_hooks or {}, types), now)
+
+    def repair(self) -> SweepReport:
+        """Write the missing hints of pending and running tasks (a full listing)."""
+        with self._repair_lock:
+            return _repair(self._io, self._finished_ids)
+
+    def _lease(self, lease: Duration | None) -> float:
+        if lease is None:
+            return self.default_lease
+        return check_lease(_time.parse_duration(lease, name="lease"))

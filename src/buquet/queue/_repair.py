@@ -1,0 +1,55 @@
+"""The repair pass: writes the hints that are missing for pending and running tasks.
+
+Hints are written before the task writes that need them, so they go missing
+only when something deletes them by mistake, or a store loses a write. The
+repair lists ``tasks/``, ``ready/`` and ``leases/`` and reads every task
+that has no hint of either kind. Task ids found finished are remembered,
+because a finished task never changes again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from buquet import keys
+from buquet.queue._io import TaskIO
+from buquet.queue._sweep import SweepReport, expected_hint
+from buquet.store import iter_keys
+
+logger = logging.getLogger(__name__)
+
+
+def repair(io: TaskIO, finished_ids: set[str]) -> SweepReport:
+    """Restore missing hints; ``finished_ids`` caches ids of finished tasks between passes."""
+    report = SweepReport()
+    task_ids = [keys.task_id_from_key(key) for key in iter_keys(io.store, keys.TASKS)]
+    hinted = _hinted_ids(io)
+    for task_id in task_ids:
+        if task_id in hinted or task_id in finished_ids:
+            continue
+        report.checked += 1
+        _repair_task(io, task_id, finished_ids, report)
+    return report
+
+
+def _hinted_ids(io: TaskIO) -> set[str]:
+    hinted: set[str] = set()
+    for key in iter_keys(io.store, keys.READY):
+        hinted.add(key.rsplit(keys.HINT_SEPARATOR, 1)[-1])
+    for key in iter_keys(io.store, keys.LEASES):
+        hinted.add(key.split(keys.HINT_SEPARATOR, 1)[-1])
+    return hinted
+
+
+def _repair_task(io: TaskIO, task_id: str, finished_ids: set[str], report: SweepReport) -> None:
+    found = io.read(task_id)
+    if found is None:
+        return
+    task = found[0]
+    hint = expected_hint(task)
+    if hint is None:
+        finished_ids.add(task_id)
+        return
+    io.put_hint(hint)
+    report.restored += 1
+    logger.info("restored the missing hint %s of task %s", hint, task_id)

@@ -1,0 +1,106 @@
+"""Submitting tasks, idempotently when the caller names the task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from buquet import _json, keys
+from buquet.errors import ConfigError, PreconditionFailed, StoreError, TaskConflict
+from buquet.queue._backoff import Backoff
+from buquet.queue._io import TaskIO
+from buquet.queue._task import Task, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """Validated options of one submission; durations in seconds."""
+
+    delay: float
+    max_attempts: int
+    lease: float
+    timeout: float | None
+    backoff: Backoff
+    task_id: str | None
+    idempotency_key: str | None
+
+
+def check_max_attempts(value: int) -> int:
+    """Validate a number of attempts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"invalid max_attempts {value!r}: use an integer of at least 1")
+    return value
+
+
+def check_lease(seconds: float) -> float:
+    """Validate a lease length in seconds."""
+    if seconds <= 0:
+        raise ConfigError(f"invalid lease {seconds!r} s: it must be longer than zero")
+    return seconds
+
+
+def build_task(task_type: str, payload: Any, options: SubmitOptions, now: dt.datetime) -> Task:
+    """Build a pending task; raise InvalidKeyError or SerializationError on bad values."""
+    task_type = keys.check_task_type(task_type)
+    task_id = _choose_id(options)
+    return Task(
+        id=task_id,
+        type=task_type,
+        input=_json.to_json_value(payload),
+        status=TaskStatus.PENDING,
+        max_attempts=options.max_attempts,
+        lease_seconds=options.lease,
+        timeout_seconds=options.timeout,
+        backoff=options.backoff,
+        idempotency_key=options.idempotency_key,
+        created_at=now,
+        updated_at=now,
+        available_at=now + dt.timedelta(seconds=options.delay),
+        version=1,
+    )
+
+
+def _choose_id(options: SubmitOptions) -> str:
+    if options.task_id is not None:
+        return keys.check_task_id(options.task_id)
+    if options.idempotency_key is not None:
+        return keys.idempotent_task_id(options.idempotency_key)
+    return uuid.uuid4().hex
+
+
+def submit(io: TaskIO, task: Task) -> Task:
+    """Write the ready hint, then create the task; an equal existing task is returned as is.
+
+    The hint comes first so that a crash between the two writes leaves a
+    stale hint (cleaned by claimers) rather than an invisible task.
+    """
+    io.put_ready_hint(task)
+    try:
+        io.create(task)
+    except PreconditionFailed:
+        return _existing(io, task)
+    logger.debug("submitted task %s of type %s", task.id, task.type)
+    return task
+
+
+def _existing(io: TaskIO, task: Task) -> Task:
+    found = io.read(task.id)
+    if found is None:
+        raise StoreError(
+            f"task {task.id!r} existed during submission and is now missing; submit it again",
+            key=task.id,
+        )
+    existing = found[0]
+    if existing.type != task.type or existing.input != task.input:
+        raise TaskConflict(
+            f"task {task.id!r} already exists with another type or input "
+            f"(stored type {existing.type!r}); use a new task id or idempotency key",
+            task_id=task.id,
+        )
+    logger.debug("task %s already submitted; returning the stored task", task.id)
+    return existing

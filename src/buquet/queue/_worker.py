@@ -1,0 +1,267 @@
+"""The worker: claims tasks of its registered types and runs their handlers in threads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from types import FrameType, ModuleType
+from typing import Any
+
+from buquet import _time, keys
+from buquet.errors import BuquetError, ConfigError
+from buquet.queue._claimed import ClaimedTask
+from buquet.queue._execution import Held, Outcomes
+from buquet.queue._invoke import HandlerCall
+from buquet.queue._keeper import LeaseKeeper
+from buquet.queue._polling import Poll
+from buquet.queue._queue import Duration, Queue
+from buquet.queue._registry import HandlerSpec, SettleHook, registered_handlers
+from buquet.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+FULL_WAIT = 1.0
+"""Seconds to wait for a free slot before checking the stop event again."""
+
+
+class Worker:
+    """Runs the handlers of registered task types, ``concurrency`` at a time.
+
+    ``lease`` overrides the lease length stored in each task; by default a
+    task keeps the lease it was submitted with. The worker sweeps lapsed
+    leases every ``sweep_interval`` (half the lease by default) and runs a
+    full repair every ``repair_interval`` and once at start. ``grace`` is how
+    long :meth:`run` waits for running handlers after a stop before
+    releasing their tasks back to pending.
+    """
+
+    def __init__(
+        self,
+        store_or_queue: ObjectStore | Queue,
+        *,
+        concurrency: int = 4,
+        worker_id: str | None = None,
+        lease: Duration | None = None,
+        poll_min: Duration = "50ms",
+        poll_max: Duration = "5s",
+        sweep_interval: Duration | None = None,
+        repair_interval: Duration = "10m",
+        grace: Duration = "30s",
+    ) -> None:
+        queue = store_or_queue if isinstance(store_or_queue, Queue) else Queue(store_or_queue)
+        if concurrency < 1:
+            raise ConfigError(f"invalid concurrency {concurrency!r}: use at least 1")
+        self.queue = queue
+        self.concurrency = concurrency
+        self.worker_id = worker_id or _default_worker_id()
+        self.lease = None if lease is None else queue._lease(lease)
+        lease_seconds = self.lease or queue.default_lease
+        self._poll = Poll(_seconds(poll_min, "poll_min"), _seconds(poll_max, "poll_max"))
+        self._sweep_every = _seconds(sweep_interval or lease_seconds / 2, "sweep_interval")
+        self._repair_every = _seconds(repair_interval, "repair_interval")
+        self._grace = _seconds(grace, "grace")
+        self._handlers: dict[str, HandlerSpec] = {}
+        self._held: dict[str, tuple[Held, Future[None]]] = {}
+        self._held_lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._slot_freed = threading.Event()
+        self._outcomes = Outcomes(queue, self.worker_id)
+
+    @property
+    def task_types(self) -> list[str]:
+        """The registered task types, sorted."""
+        return sorted(self._handlers)
+
+    def register(
+        self, task_type: str, fn: Callable[..., Any], *, on_settled: SettleHook | None = None
+    ) -> None:
+        """Handle ``task_type`` with ``fn``; ``on_settled`` runs once the task has finished.
+
+        ``on_settled(task)`` runs after a terminal write (succeeded, failed,
+        cancelled) and before the lease hint is deleted. When it raises, the
+        hint stays and a sweeper calls it again, so it must be idempotent.
+        """
+        checked = keys.check_task_type(task_type)
+        self._handlers[checked] = HandlerSpec(checked, fn, on_settled)
+
+    def register_module(self, module: ModuleType | str) -> list[str]:
+        """Register every handler declared with ``@handler`` in ``module``; return the types."""
+        specs = registered_handlers(module)
+        for spec in specs.values():
+            self.register(spec.task_type, spec.fn, on_settled=spec.on_settled)
+        return sorted(specs)
+
+    def stop(self) -> None:
+        """Stop claiming; :meth:`run` then waits for running handlers and returns."""
+        self._stop_event.set()
+        self._slot_freed.set()
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGINT and SIGTERM call :meth:`stop`; call this from the main thread."""
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info("received signal %s; stopping", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    def run(
+        self, *, stop_event: threading.Event | None = None, idle_exit: float | None = None
+    ) -> None:
+        """Claim and run tasks until stopped, or idle for ``idle_exit`` seconds."""
+        if not self._handlers:
+            raise ConfigError("the worker has no handlers; register at least one task type")
+        if stop_event is not None:
+            self._stop_event = stop_event
+        logger.info(
+            "worker %s started: types %s, concurrency %d, store %s",
+            self.worker_id,
+            ", ".join(self.task_types),
+            self.concurrency,
+            self.queue.store.url,
+        )
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"buquet-{self.worker_id}")
+        keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
+        keeper.start()
+        try:
+            self._loop(pool, idle_exit)
+        finally:
+            self._shut_down(pool, keeper)
+
+    def _loop(self, pool: ThreadPoolExecutor, idle_exit: float | None) -> None:
+        next_sweep = time.monotonic() + self._sweep_every
+        next_repair = time.monotonic()
+        idle_since: float | None = None
+        while not self._stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep()
+                next_sweep = now + self._sweep_every
+            if now >= next_repair:
+                self._repair()
+                next_repair = now + self._repair_every
+            self._slot_freed.clear()
+            if self._held_count() >= self.concurrency:
+                self._slot_freed.wait(FULL_WAIT)
+                continue
+            if self._claim_one(pool):
+                idle_since = None
+                continue
+            idle_since = self._idle_since(idle_since)
+            if _idle_too_long(idle_since, idle_exit):
+                logger.info("worker %s idle for %s s; exiting", self.worker_id, idle_exit)
+                return
+            self._stop_event.wait(self._poll.next_delay())
+
+    def _idle_since(self, idle_since: float | None) -> float | None:
+        if self._held_count() > 0:
+            return None
+        return idle_since if idle_since is not None else time.monotonic()
+
+    def _claim_one(self, pool: ThreadPoolExecutor) -> bool:
+        try:
+            claimed = self.queue.claim(self.task_types, self.worker_id, lease=self.lease)
+        except BuquetError as error:
+            logger.warning("claim failed (%s); polling again later", error)
+            return False
+        if claimed is None:
+            return False
+        self._poll.reset()
+        self._start(pool, claimed)
+        return True
+
+    def _start(self, pool: ThreadPoolExecutor, claimed: ClaimedTask) -> None:
+        spec = self._handlers[claimed.task.type]
+        held = Held(claimed, spec, HandlerCall(spec.fn))
+        with self._held_lock:
+            future = pool.submit(self._execute, held)
+            self._held[claimed.task_id] = (held, future)
+        future.add_done_callback(lambda _future: self._forget(held))
+
+    def _execute(self, held: Held) -> None:
+        try:
+            self._outcomes.execute(held)
+        except Exception:
+            logger.exception("unexpected error while running task %s", held.label)
+
+    def _forget(self, held: Held) -> None:
+        with self._held_lock:
+            entry = self._held.get(held.claimed.task_id)
+            if entry is not None and entry[0] is held:
+                del self._held[held.claimed.task_id]
+        self._slot_freed.set()
+
+    def _held_snapshot(self) -> list[Held]:
+        with self._held_lock:
+            return [held for held, _future in self._held.values()]
+
+    def _held_count(self) -> int:
+        with self._held_lock:
+            return len(self._held)
+
+    def _sweep(self) -> None:
+        hooks = {t: s.on_settled for t, s in self._handlers.items() if s.on_settled is not None}
+        try:
+            report = self.queue.sweep(settle_hooks=hooks, types=self.task_types)
+        except BuquetError as error:
+            logger.warning("sweep failed (%s); trying again next interval", error)
+            return
+        if report.requeued or report.dead:
+            logger.info(
+                "sweep requeued %d and failed %d tasks whose lease lapsed",
+                report.requeued,
+                report.dead,
+            )
+
+    def _repair(self) -> None:
+        try:
+            report = self.queue.repair()
+        except BuquetError as error:
+            logger.warning("repair failed (%s); trying again next interval", error)
+            return
+        if report.restored:
+            logger.info("repair restored %d missing hints", report.restored)
+
+    def _shut_down(self, pool: ThreadPoolExecutor, keeper: LeaseKeeper) -> None:
+        self._stop_event.set()
+        with self._held_lock:
+            futures = [future for _held, future in self._held.values()]
+        if futures:
+            logger.info(
+                "worker %s stopping; waiting up to %.0f s for %d running tasks",
+                self.worker_id,
+                self._grace,
+                len(futures),
+            )
+            wait_futures(futures, timeout=self._grace)
+        for held in self._held_snapshot():
+            self._outcomes.release(held)
+        keeper.stop()
+        keeper.join()
+        # NOTE: a handler that ignores its timeout keeps its thread until it returns;
+        # the interpreter waits for that thread at exit.
+        pool.shutdown(wait=False, cancel_futures=True)
+        logger.info("worker %s stopped", self.worker_id)
+
+
+def _idle_too_long(idle_since: float | None, idle_exit: float | None) -> bool:
+    if idle_since is None or idle_exit is None:
+        return False
+    return time.monotonic() - idle_since >= idle_exit
+
+
+def _seconds(value: Duration, name: str) -> float:
+    return _time.parse_duration(value, name=name)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
