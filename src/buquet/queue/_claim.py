@@ -2,7 +2,8 @@
 
 Claimers list ``ready/`` up to the current time on the store's clock and keep
 the hints of the types they handle. They try the oldest few in random order,
-so that workers spread over different tasks instead of racing for the first. Hints that no longer match their task are deleted.
+so that workers spread over different tasks instead of racing for the first.
+Hints that no longer match their task are deleted.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class Queue:
             max_attempts=check_max_attempts(
                 self.default_max_attempts if max_attempts is None else max_attempts
             ),
-            lease=self._lease(lease),
+            lease=self.parse_lease(lease),
             timeout=None if timeout is None else _time.parse_duration(timeout, name="timeout"),
             backoff=backoff or Backoff(),
             task_id=task_id,
@@ -131,7 +131,7 @@ class Queue:
 
         ``lease`` overrides the lease length stored in the task.
         """
-        seconds = None if lease is None else self._lease(lease)
+        seconds = None if lease is None else self.parse_lease(lease)
         return _claim.claim(self._io, types, worker_id, lease=seconds, rng=rng)
 
     def renew(self, claimed: ClaimedTask) -> Task:
@@ -179,7 +179,8 @@ class Queue:
         with self._repair_lock:
             return _repair(self._io, self._finished_ids)
 
-    def _lease(self, lease: Duration | None) -> float:
+    def parse_lease(self, lease: Duration | None) -> float:
+        """Return a lease length in seconds; the queue's default when ``lease`` is None."""
         if lease is None:
             return self.default_lease
         return check_lease(_time.parse_duration(lease, name="lease"))

@@ -62,7 +62,7 @@ class Worker:
         self.queue = queue
         self.concurrency = concurrency
         self.worker_id = worker_id or _default_worker_id()
-        self.lease = None if lease is None else queue._lease(lease)
+        self.lease = None if lease is None else queue.parse_lease(lease)
         lease_seconds = self.lease or queue.default_lease
         self._poll = Poll(_seconds(poll_min, "poll_min"), _seconds(poll_max, "poll_max"))
         self._sweep_every = _seconds(sweep_interval or lease_seconds / 2, "sweep_interval")
