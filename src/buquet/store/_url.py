@@ -81,8 +81,8 @@ def _open_s3(url: str) -> S3Store:
     bucket = parts.netloc
     if not _BUCKET.match(bucket):
         raise ConfigError(
-            f"invalid bucket name {bucket!r} in store URL {url!r}; a bucket name has 3-63 "
-            "lowercase letters, digits, '.' or '-'"
+            f"invalid bucket name {bucket!r} in store URL {url!r}; use s3://BUCKET/PREFIX "
+            "with a bucket name of 3-63 lowercase letters, digits, '.' or '-'"
         )
     return S3Store(bucket, parts.path.strip("/"))
 
