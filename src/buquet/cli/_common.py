@@ -46,12 +46,19 @@ def configure_logging(
     installs handlers.
     """
     verbose = verbose or bool(ctx.find_root().meta.get(VERBOSE_META_KEY, False))
-    handler = RichHandler(
+    root = logging.getLogger()
+    for installed in [h for h in root.handlers if isinstance(h, _CliHandler)]:
+        root.removeHandler(installed)
+    handler = _CliHandler(
         console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
     )
     handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    root.addHandler(handler)
     logging.getLogger("buquet").setLevel(logging.DEBUG if verbose else default_level)
+
+
+class _CliHandler(RichHandler):
+    """The handler installed by :func:`configure_logging`, replaced when it runs again."""
 
 
 def parse_input(text: str | None, *, option: str = "--input") -> Any:

@@ -89,6 +89,9 @@ def list_tasks(
     if as_json:
         typer.echo(dumps_for_humans([task.model_dump(mode="json") for task in tasks]))
         return
+    if not tasks:
+        typer.echo("no tasks")
+        return
     Console(markup=False).print(_task_table(tasks))
 
 
@@ -140,7 +143,7 @@ def _format_time(moment: dt.datetime | None) -> str:
 
 
 def _task_table(tasks: list[Task]) -> Table:
-    table = Table(title=None if tasks else "no tasks", show_edge=False)
+    table = Table(show_edge=False)
     table.add_column("id", no_wrap=True, overflow="fold")
     table.add_column("type")
     table.add_column("status")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(sys, "path", list(sys.path))
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo the logging setup of each command, which would leak into later tests."""
+    root = logging.getLogger()
+    buquet_logger = logging.getLogger("buquet")
+    handlers, level, buquet_level = list(root.handlers), root.level, buquet_logger.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    buquet_logger.setLevel(buquet_level)
 
 
 @pytest.fixture
