@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,8 @@ StoreOption = Annotated[
         "--store",
         metavar="URL",
         help="Store URL: file://PATH, s3://BUCKET/PREFIX or memory://. "
-        "Default: $BUQUET_STORE, then .buquet.toml, then file://./.buquet.",
+        "Default: $BUQUET_STORE, then 'store' in .buquet.toml, then s3://$S3_BUCKET, "
+        "then file://.buquet.",
         show_default=False,
     ),
 ]
@@ -33,32 +35,43 @@ VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log buquet's debug messages to stderr.")
 ]
 VERBOSE_META_KEY = "buquet.verbose"
+_HANDLER_NAME = "buquet-cli"
+_PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
 def configure_logging(
     ctx: typer.Context, verbose: bool, default_level: int = logging.WARNING
 ) -> None:
-    """Send log records to stderr through rich, at DEBUG for buquet when verbose.
+    """Send log records to stderr, at DEBUG for buquet when verbose.
 
-    ``-v`` given to the root command (``buquet -v ...``), as recorded in
-    ``ctx``, also counts. Only the command line calls this: the library never
+    On a terminal the records go through rich. Otherwise each record is one
+    plain line, so that log files and collectors get unwrapped text. ``-v``
+    given to the root command (``buquet -v ...``), as recorded in ``ctx``,
+    also counts. Only the command line calls this: the library never
     installs handlers.
     """
     verbose = verbose or bool(ctx.find_root().meta.get(VERBOSE_META_KEY, False))
     root = logging.getLogger()
-    for installed in [h for h in root.handlers if isinstance(h, _CliHandler)]:
+    for installed in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(installed)
-    handler = _CliHandler(
-        console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
-    )
-    handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    handler = _make_handler()
+    handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     logging.getLogger("buquet").setLevel(logging.DEBUG if verbose else default_level)
 
 
-class _CliHandler(RichHandler):
-    """The handler installed by :func:`configure_logging`, replaced when it runs again."""
+def _make_handler() -> logging.Handler:
+    console = Console(stderr=True)
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(
+            console=console, show_path=False, rich_tracebacks=False, markup=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+        return handler
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_PLAIN_FORMAT))
+    return handler
 
 
 def parse_input(text: str | None, *, option: str = "--input") -> Any:

@@ -37,6 +37,25 @@ def slow(payload):
     return "done"
 """
 
+WORKFLOWS = """\
+from buquet.workflow import step, workflow
+
+
+@step
+def double(x: int) -> int:
+    return 2 * x
+
+
+@step
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@workflow
+def doubled_sum(items: list[int]) -> int:
+    return total(double.map(items))
+"""
+
 WAIT_LIMIT_SECONDS = 60.0
 
 
@@ -132,3 +151,26 @@ def test_worker_sigterm_mid_task(
         assert task["attempts"] == 0
     else:
         assert task["result"] == "done"
+
+
+def test_worker_runs_workflow_steps(
+    store_url: str, tmp_path: Path, start_worker: Callable[..., object]
+) -> None:
+    from buquet.cli import load_target
+    from buquet.store import open_store
+    from buquet.workflow import Client
+
+    path = tmp_path / "cli_worker_workflows.py"
+    path.write_text(WORKFLOWS, encoding="utf-8")
+    flow = load_target(f"{path}:doubled_sum").value
+    store = open_store(store_url)
+    try:
+        run = Client(store).start(flow, {"items": [1, 2, 3]})
+        process = start_worker(path.name, "--idle-exit", "2")
+        assert isinstance(process, subprocess.Popen)
+        _, stderr = process.communicate(timeout=WAIT_LIMIT_SECONDS)
+        assert process.returncode == 0, stderr
+        assert "workflows doubled_sum" in stderr
+        assert Client(store).result(run.id) == 12
+    finally:
+        store.close()
