@@ -8,6 +8,9 @@ from pathlib import Path
 
 from typer.testing import Result
 
+from buquet.queue import Queue
+from buquet.store import open_store
+
 RunCli = Callable[..., Result]
 
 
@@ -123,3 +126,35 @@ def test_store_from_environment(run_cli: RunCli, store_url: str) -> None:
     assert result.exit_code == 0, result.stderr
     shown = run_cli("task", "show", result.stdout.strip(), "--store", store_url)
     assert shown.exit_code == 0, shown.stderr
+
+
+def test_cancel_running_requests_stop(run_cli: RunCli, store_url: str) -> None:
+    task_id = submit(run_cli, store_url, "resize")
+    store = open_store(store_url)
+    try:
+        claimed = Queue(store).claim(["resize"], "worker-1")
+        assert claimed is not None
+        result = run_cli("task", "cancel", task_id, "--store", store_url)
+        assert result.exit_code == 0, result.stderr
+        assert "cancellation requested" in result.stdout
+        assert Queue(store).get(task_id).cancel_requested
+    finally:
+        store.close()
+
+
+def test_cancel_finished_task(run_cli: RunCli, store_url: str) -> None:
+    task_id = submit(run_cli, store_url, "resize")
+    store = open_store(store_url)
+    try:
+        queue = Queue(store)
+        claimed = queue.claim(["resize"], "worker-1")
+        assert claimed is not None
+        queue.complete(claimed, {"done": True})
+    finally:
+        store.close()
+    result = run_cli("task", "cancel", task_id, "--store", store_url)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: task '{task_id}' already succeeded; only pending or running tasks can be "
+        "cancelled\n"
+    )
