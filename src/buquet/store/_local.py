@@ -131,6 +131,8 @@ class LocalStore:
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE
     ) -> ListPage:
         check_prefix(prefix)
+        if max_keys < 1:
+            raise ValueError(f"invalid max_keys {max_keys}: list at least 1 key per page")
         keys: list[str] = []
         for key in self._walk_sorted(prefix, start_after):
             if len(keys) == max_keys:

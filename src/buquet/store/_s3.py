@@ -83,6 +83,11 @@ class S3Store:
     ``AWS_ENDPOINT_URL`` and ``S3_REGION`` / ``AWS_REGION`` /
     ``AWS_DEFAULT_REGION`` from ``environ`` (default ``os.environ``).
     ``client`` replaces the boto3 client, e.g. in tests.
+
+    NOTE: SeaweedFS 4.48 lists keys in directory order (``a/b`` before
+    ``a-b``), not in S3's byte order, so ``iter_keys(..., end_before=...)``
+    can stop early there when key segments differ only after a ``-``, ``.``
+    or similar character that sorts before ``/``. Every key is still listed.
     """
 
     def __init__(
