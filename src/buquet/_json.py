@@ -38,7 +38,9 @@ def to_json_value(value: Any, *, path: str = "$") -> JsonValue:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise SerializationError(f"{path}: {value!r} is not JSON-serialisable (NaN and infinity)")
+            raise SerializationError(
+                f"{path}: {value!r} is not JSON-serialisable (NaN and infinity)"
+            )
         return value
     if isinstance(value, Mapping):
         return _convert_mapping(value, path)

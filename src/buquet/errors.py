@@ -18,8 +18,11 @@ Every exception derives from :class:`BuquetError`::
     └── WorkflowError
         ├── DefinitionError      a workflow whose DAG is invalid
         ├── TargetError          a module, file or name that cannot be loaded
+        ├── InvalidInput         workflow input that does not fit its parameters
         ├── RunNotFound
-        └── RunConflict          a run id already used by another workflow
+        ├── RunConflict          a run id already used by another workflow
+        ├── RunNotFinished       a result asked for before the run finished
+        └── RunFailed            a result asked for of a failed or cancelled run
 
 Errors from boto3 and the operating system are wrapped, with the original
 kept as ``__cause__``.
@@ -111,6 +114,10 @@ class TargetError(WorkflowError):
     """A module, file or attribute named on the command line cannot be loaded."""
 
 
+class InvalidInput(WorkflowError, ValueError):
+    """Workflow input that does not match the workflow's parameters; the message names them."""
+
+
 class RunNotFound(WorkflowError, KeyError):
     """No run with this id exists in the store."""
 
@@ -124,3 +131,15 @@ class RunNotFound(WorkflowError, KeyError):
 
 class RunConflict(WorkflowError):
     """A run id that already names a run of another workflow or with other input."""
+
+
+class RunNotFinished(WorkflowError):
+    """The run is still running: wait for it, or check it with 'buquet workflow status'."""
+
+
+class RunFailed(WorkflowError):
+    """The run failed or was cancelled, so it has no result; the message says why."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id

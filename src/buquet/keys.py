@@ -5,10 +5,11 @@ Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
     tasks/<task id>.json                  a task: the truth about it
     ready/<due ms>~<type>~<task id>       hint: the task may be claimable from <due ms>
     leases/<expiry ms>~<task id>          hint: a claimed task whose lease ends at <expiry ms>
-    runs/<run id>/run.json                a workflow run
-    runs/<run id>/done/<node>/all         marker: a step (every item of a map) finished
-    runs/<run id>/done/<node>/g<group>/<index>   marker: one map item finished
-    runs/<run id>/done/<node>/groups/<group>     marker: every item of a group finished
+    runs/<run id>.json                    a workflow run
+    done/<run id>/<node>/all              marker: a step (every item of a map) finished
+    done/<run id>/<node>/g<group>/<index> marker: one map item finished
+    done/<run id>/<node>/groups/<group>   marker: every item of a group finished
+    widths/<run id>/<node>                the number of items of a map, once known
     blobs/<sha256>                        a large value, content-addressed
 
 Times in keys are milliseconds since the epoch on the store's clock, padded
@@ -33,6 +34,8 @@ TASKS = "tasks/"
 READY = "ready/"
 LEASES = "leases/"
 RUNS = "runs/"
+DONE = "done/"
+WIDTHS = "widths/"
 BLOBS = "blobs/"
 
 HINT_SEPARATOR = "~"
@@ -150,12 +153,17 @@ def run_tasks_prefix(run_id: str) -> str:
 
 def run_key(run_id: str) -> str:
     """Key of a run object."""
-    return f"{RUNS}{run_id}/run.json"
+    return f"{RUNS}{run_id}.json"
 
 
 def run_id_from_key(key: str) -> str:
     """Run id of a key made by :func:`run_key`."""
-    return key.removeprefix(RUNS).split("/", 1)[0]
+    return key.removeprefix(RUNS).removesuffix(".json")
+
+
+def map_width_key(run_id: str, node: str) -> str:
+    """Key of the object that records how many items a map node has in this run."""
+    return f"{WIDTHS}{run_id}/{node}"
 
 
 MAP_GROUP_SIZE = 100
@@ -164,7 +172,7 @@ MAP_GROUP_SIZE = 100
 
 def done_prefix(run_id: str, node: str | None = None) -> str:
     """Prefix of the done markers of a run, or of one of its nodes."""
-    base = f"{RUNS}{run_id}/done/"
+    base = f"{DONE}{run_id}/"
     return base if node is None else f"{base}{node}/"
 
 

@@ -60,8 +60,12 @@ class TaskIO:
         return self.store.replace(keys.task_key(task.id), encode_task(task), etag)
 
     def put_hint(self, key: str) -> None:
-        """Write a hint object; hints are empty, their key is the information."""
-        self.store.put(key, b"")
+        """Write a hint object; the key is the information.
+
+        The body is ``{}`` rather than empty: SeaweedFS 4.48 answers an empty PUT
+        with a malformed response that breaks the next request on the connection.
+        """
+        self.store.put(key, b"{}")
 
     def delete_hint(self, key: str) -> bool:
         """Delete a hint, logging instead of raising on failure: the sweeper retries later."""

@@ -1,0 +1,286 @@
+"""The engine: executes step tasks and advances a run when a step settles.
+
+A step task's input names its run and node (plus index, width and item for one
+item of a map). When the task reaches a terminal state the worker calls
+:meth:`Engine.on_settled`; if the worker dies first, the queue's sweeper calls
+it again, so every continuation below is idempotent:
+
+1. a finished step writes its done marker; a finished map item writes its item
+   marker, then lists its group of items and, when the group is complete, the
+   group markers (no object is rewritten per item);
+2. a dependent whose dependencies all have done markers is submitted under a
+   deterministic task id, so two workers submitting it create one task;
+3. when every sink node is done, the run's output is resolved and the run is
+   moved to succeeded with a conditional write; a step out of attempts moves
+   it to failed and submits the failure handler, if any.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from buquet import _json, keys
+from buquet.errors import NonRetryableError, RunNotFound
+from buquet.queue import Queue, Task, TaskContext, TaskStatus
+from buquet.store import iter_keys
+from buquet.workflow._dag import Dag, Encoded, Node
+from buquet.workflow._definition import Workflow
+from buquet.workflow._run import Run, RunStatus, finish_run, read_run
+from buquet.workflow._step import Step
+
+logger = logging.getLogger(__name__)
+
+FAILURE_NODE = "__on_failure__"
+RUN_VISIBLE_WAIT = 5.0
+"""Seconds a step waits for its run object: a run's first tasks are created just before it."""
+PARALLEL_READS = 16
+
+
+class StepTaskInput(BaseModel):
+    """Input of a step task."""
+
+    run: str
+    node: str
+    index: int | None = None
+    width: int | None = None
+    item: Any = None
+
+
+class Engine:
+    """Runs the steps of the given workflows and advances their runs."""
+
+    def __init__(self, queue: Queue, workflows: Mapping[str, Workflow[..., Any]]) -> None:
+        self.queue = queue
+        self.store = queue.store
+        self.workflows = dict(workflows)
+        self._dags: dict[str, Dag] = {}
+
+    # Execution -----------------------------------------------------------------
+
+    def execute(self, ctx: TaskContext) -> Any:
+        """Run one step task: resolve its arguments, call the step, return its result."""
+        ref = StepTaskInput.model_validate(ctx.input)
+        run = self._wait_for_run(ref.run)
+        if ref.node == FAILURE_NODE:
+            return self._execute_failure_handler(run)
+        if run.status is not RunStatus.RUNNING:
+            raise NonRetryableError(f"run {ref.run!r} is {run.status}; step {ref.node!r} skipped")
+        node = run.dag.nodes[ref.node]
+        step = self._step(run, node.step)
+        arguments = {
+            name: ref.item if name == node.map_parameter else self.resolve(run, encoded)
+            for name, encoded in node.arguments.items()
+        }
+        try:
+            converted = step.convert_arguments(arguments)
+        except ValidationError as exc:
+            raise NonRetryableError(f"step {node.name!r}: invalid input: {exc}") from exc
+        return step.run_directly(**converted)
+
+    def _execute_failure_handler(self, run: Run) -> Any:
+        if run.dag.on_failure is None:
+            return None
+        handler = self._step(run, run.dag.on_failure)
+        failure = {
+            "run_id": run.id,
+            "workflow": run.workflow,
+            "failed_step": run.failed_step,
+            "error": run.error,
+        }
+        return handler.run_directly(failure)
+
+    def _step(self, run: Run, name: str) -> Step[..., Any]:
+        workflow = self.workflows.get(run.workflow)
+        step = None if workflow is None else workflow.steps.get(name)
+        if step is None:
+            raise NonRetryableError(
+                f"run {run.id!r}: this worker has no step {name!r} of workflow {run.workflow!r}; "
+                f"start the worker with the module that defines it"
+            )
+        return step
+
+    def _wait_for_run(self, run_id: str) -> Run:
+        deadline = time.monotonic() + RUN_VISIBLE_WAIT
+        while True:
+            try:
+                return read_run(self.store, run_id)[0]
+            except RunNotFound:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    # Values --------------------------------------------------------------------
+
+    def resolve(self, run: Run, encoded: Encoded) -> Any:
+        """Turn an encoded argument or output into its value for this run."""
+        if "$value" in encoded:
+            return encoded["$value"]
+        if "$input" in encoded:
+            return run.input.get(encoded["$input"])
+        if "$ref" in encoded:
+            return self.node_result(run, encoded["$ref"])
+        if "$list" in encoded:
+            return [self.resolve(run, item) for item in encoded["$list"]]
+        return {key: self.resolve(run, item) for key, item in encoded["$dict"].items()}
+
+    def node_result(self, run: Run, name: str) -> Any:
+        """Return a finished node's result; for a map, the item results in order."""
+        node = run.dag.nodes[name]
+        if not node.is_map:
+            return self.queue.get(keys.step_task_id(run.id, name)).result
+        width = self._map_width(run.id, name)
+        task_ids = [keys.step_task_id(run.id, name, index) for index in range(width)]
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            return [task.result for task in pool.map(self.queue.get, task_ids)]
+
+    def _map_width(self, run_id: str, node: str) -> int:
+        stored = self.store.get(keys.node_done_key(run_id, node))
+        if stored is None:
+            stored = self.store.get(keys.map_width_key(run_id, node))
+        if stored is None:
+            raise NonRetryableError(f"run {run_id!r}: the width of map {node!r} is unknown")
+        return int(_json.loads(stored.data)["width"])
+
+    # Continuation --------------------------------------------------------------
+
+    def on_settled(self, task: Task) -> None:
+        """Advance the run of a step task that reached a terminal state."""
+        ref = StepTaskInput.model_validate(task.input)
+        if ref.node == FAILURE_NODE:
+            self._log_failure_handler(task, ref)
+        elif task.status is TaskStatus.SUCCEEDED:
+            self._step_succeeded(ref)
+        elif task.status is TaskStatus.FAILED:
+            self._step_failed(task, ref)
+
+    def _step_succeeded(self, ref: StepTaskInput) -> None:
+        if ref.index is None or ref.width is None:
+            self._node_done(ref.run, ref.node, None)
+            return
+        self.store.put(keys.item_done_key(ref.run, ref.node, ref.index), b"{}")
+        if self._group_complete(ref.run, ref.node, keys.map_group(ref.index), ref.width):
+            self._node_done(ref.run, ref.node, ref.width)
+
+    def _group_complete(self, run_id: str, node: str, group: int, width: int) -> bool:
+        """Mark a group done if all its items are; return whether every group is done.
+
+        Each item writes its marker before it lists, so of two items that finish
+        together, at least the later lister sees both markers.
+        """
+        size = min(keys.MAP_GROUP_SIZE, width - group * keys.MAP_GROUP_SIZE)
+        finished = sum(1 for _ in iter_keys(self.store, keys.item_done_prefix(run_id, node, group)))
+        if finished < size:
+            return False
+        self.store.put(keys.group_done_key(run_id, node, group), b"{}")
+        groups = -(-width // keys.MAP_GROUP_SIZE)
+        done_groups = sum(1 for _ in iter_keys(self.store, keys.group_done_prefix(run_id, node)))
+        return done_groups >= groups
+
+    def _node_done(self, run_id: str, node: str, width: int | None) -> None:
+        self.store.put(keys.node_done_key(run_id, node), _json.dumps({"width": width}))
+        try:
+            run = read_run(self.store, run_id)[0]
+        except RunNotFound:
+            # The run is being started: Engine.resume advances it once it is stored.
+            return
+        if run.status is not RunStatus.RUNNING:
+            logger.info("run %s is %s; not advancing past step %s", run_id, run.status, node)
+            return
+        dependents = run.dag.dependents(node)
+        for dependent in dependents:
+            if all(self._is_done(run_id, dep) for dep in run.dag.nodes[dependent].dependencies):
+                self.activate(run, run.dag.nodes[dependent])
+        if not dependents:
+            self._finish_if_complete(run)
+
+    def resume(self, run: Run) -> None:
+        """Submit every node whose dependencies are done, and finish the run if complete."""
+        for node in run.dag.nodes.values():
+            if self._is_done(run.id, node.name):
+                continue
+            if all(self._is_done(run.id, dep) for dep in node.dependencies):
+                self.activate(run, node)
+        self._finish_if_complete(run)
+
+    def _is_done(self, run_id: str, node: str) -> bool:
+        return self.store.get(keys.node_done_key(run_id, node)) is not None
+
+    def _finish_if_complete(self, run: Run) -> None:
+        if not all(self._is_done(run.id, sink) for sink in run.dag.sinks()):
+            return
+        output = self.resolve(run, run.dag.output)
+        if finish_run(self.store, run.id, RunStatus.SUCCEEDED, result=output) is not None:
+            logger.info("run %s of workflow %s succeeded", run.id, run.workflow)
+
+    def _step_failed(self, task: Task, ref: StepTaskInput) -> None:
+        where = ref.node if ref.index is None else f"{ref.node}[{ref.index}]"
+        error = f"step {where} failed after {task.attempts} attempt(s): {task.error}"
+        if finish_run(self.store, ref.run, RunStatus.FAILED, error=error, failed_step=ref.node):
+            logger.info("run %s failed: %s", ref.run, error)
+        run = read_run(self.store, ref.run)[0]
+        # A continuation redone by the sweeper must still submit the handler: the
+        # submit is idempotent, and only the step the run failed on submits it.
+        owns_failure = run.status is RunStatus.FAILED and run.error == error
+        if owns_failure and run.dag.on_failure is not None:
+            self.queue.submit(
+                self.workflows_type(run.workflow),
+                {"run": run.id, "node": FAILURE_NODE},
+                task_id=keys.step_task_id(run.id, FAILURE_NODE),
+                max_attempts=3,
+            )
+
+    def _log_failure_handler(self, task: Task, ref: StepTaskInput) -> None:
+        if task.status is TaskStatus.FAILED:
+            logger.error("failure handler of run %s failed: %s", ref.run, task.error)
+
+    # Submission ----------------------------------------------------------------
+
+    @staticmethod
+    def workflows_type(workflow: str) -> str:
+        """Queue task type of a workflow's steps."""
+        return f"step:{workflow}"
+
+    def activate(self, run: Run, node: Node) -> None:
+        """Submit a node's task, or one task per item for a map; idempotent."""
+        if not node.is_map:
+            self._submit(run, node, {"run": run.id, "node": node.name}, None)
+            return
+        assert node.map_parameter is not None
+        items = self.resolve(run, node.arguments[node.map_parameter])
+        if not _json.is_json_sequence(items):
+            self._fail_map(run, node, items)
+            return
+        self.store.put(keys.map_width_key(run.id, node.name), _json.dumps({"width": len(items)}))
+        if not items:
+            self._node_done(run.id, node.name, 0)
+            return
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            list(pool.map(lambda pair: self._submit_item(run, node, len(items), *pair),
+                          enumerate(items)))
+
+    def _submit_item(self, run: Run, node: Node, width: int, index: int, item: Any) -> None:
+        payload = {"run": run.id, "node": node.name, "index": index, "width": width, "item": item}
+        self._submit(run, node, payload, index)
+
+    def _submit(self, run: Run, node: Node, payload: dict[str, Any], index: int | None) -> None:
+        self.queue.submit(
+            self.workflows_type(run.workflow),
+            payload,
+            task_id=keys.step_task_id(run.id, node.name, index),
+            max_attempts=node.max_attempts,
+            timeout=node.timeout,
+            backoff=node.backoff,
+        )
+
+    def _fail_map(self, run: Run, node: Node, items: Any) -> None:
+        error = (
+            f"step {node.name!r}: .map() needs a list, "
+            f"but got a value of type {type(items).__name__}"
+        )
+        finish_run(self.store, run.id, RunStatus.FAILED, error=error, failed_step=node.name)
