@@ -101,8 +101,10 @@ class Client:
         self, *, status: RunStatus | None = None, limit: int | None = None
     ) -> builtins.list[Run]:
         """Return runs, newest first."""
-        runs = [read_run(self.store, keys.run_id_from_key(key))[0]
-                for key in iter_keys(self.store, keys.RUNS)]
+        runs = [
+            read_run(self.store, keys.run_id_from_key(key))[0]
+            for key in iter_keys(self.store, keys.RUNS)
+        ]
         runs = [run for run in runs if status is None or run.status is status]
         runs.sort(key=lambda run: run.created_at, reverse=True)
         return runs if limit is None else runs[:limit]
@@ -150,8 +152,10 @@ class Client:
                 done.add(node)
             elif rest.startswith("g"):
                 items[node] = items.get(node, 0) + 1
-        return [self._node_progress(run, node, node in done, items.get(node, 0))
-                for node in run.dag.nodes]
+        return [
+            self._node_progress(run, node, node in done, items.get(node, 0))
+            for node in run.dag.nodes
+        ]
 
     def _node_progress(self, run: Run, node: str, done: bool, finished: int) -> NodeProgress:
         if not run.dag.nodes[node].is_map:

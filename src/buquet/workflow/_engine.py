@@ -261,8 +261,11 @@ class Engine:
             self._node_done(run.id, node.name, 0)
             return
         with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            list(pool.map(lambda pair: self._submit_item(run, node, len(items), *pair),
-                          enumerate(items)))
+            list(
+                pool.map(
+                    lambda pair: self._submit_item(run, node, len(items), *pair), enumerate(items)
+                )
+            )
 
     def _submit_item(self, run: Run, node: Node, width: int, index: int, item: Any) -> None:
         payload = {"run": run.id, "node": node.name, "index": index, "width": width, "item": item}

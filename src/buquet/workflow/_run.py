@@ -64,9 +64,7 @@ def read_run(store: ObjectStore, run_id: str) -> tuple[Run, str]:
     return Run.model_validate_json(stored.data), stored.etag
 
 
-def update_run(
-    store: ObjectStore, run_id: str, change: Callable[[Run], Run | None]
-) -> Run | None:
+def update_run(store: ObjectStore, run_id: str, change: Callable[[Run], Run | None]) -> Run | None:
     """Apply ``change`` with compare-and-swap, retried on conflict.
 
     ``change`` returns the new run, or None to leave the run as it is. Returns
