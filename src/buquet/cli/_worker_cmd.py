@@ -16,6 +16,7 @@ from buquet.cli._common import StoreOption, VerboseOption, configure_logging, op
 from buquet.cli._target import load_target
 from buquet.errors import TargetError
 from buquet.queue import Worker
+from buquet.workflow import register_workflows
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +85,6 @@ def register_handlers(runner: Worker, modules: Sequence[ModuleType]) -> list[str
     for module in modules:
         task_types.extend(runner.register_module(module))
     return task_types
-
-
-def register_workflows(runner: Worker, modules: Sequence[ModuleType]) -> list[str]:
-    """Register the steps of every workflow defined in ``modules``. Returns the workflow names."""
-    try:
-        from buquet.workflow import register_workflows as register  # noqa: PLC0415
-    except ImportError:
-        # NOTE: without the workflow layer, a worker runs plain task handlers only.
-        logger.debug("buquet.workflow.register_workflows is missing; no workflow registered")
-        return []
-    return list(register(runner, list(modules)))
 
 
 @contextlib.contextmanager
