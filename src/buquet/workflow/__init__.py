@@ -1,6 +1,7 @@
 """Workflows: ``@step`` functions wired into a DAG by a ``@workflow`` function."""
 
 from buquet.workflow._client import Client, NodeProgress, new_run_id
+from buquet.workflow._context import StepContext, step_context
 from buquet.workflow._dag import Dag, Node
 from buquet.workflow._definition import Workflow, workflow
 from buquet.workflow._engine import Engine
@@ -19,11 +20,13 @@ __all__ = [
     "Run",
     "RunStatus",
     "Step",
+    "StepContext",
     "Workflow",
     "attach_workflows",
     "collect_workflows",
     "new_run_id",
     "register_workflows",
     "step",
+    "step_context",
     "workflow",
 ]

@@ -29,6 +29,7 @@ from buquet import _json, keys
 from buquet.errors import NonRetryableError, RunNotFound
 from buquet.queue import Queue, Task, TaskContext, TaskStatus
 from buquet.store import iter_keys
+from buquet.workflow._context import StepContext, running_step
 from buquet.workflow._dag import Dag, Encoded, Node
 from buquet.workflow._definition import Workflow
 from buquet.workflow._run import Run, RunStatus, finish_run, read_run
@@ -81,7 +82,8 @@ class Engine:
             converted = step.convert_arguments(arguments)
         except ValidationError as exc:
             raise NonRetryableError(f"step {node.name!r}: invalid input: {exc}") from exc
-        return step.run_directly(**converted)
+        with running_step(StepContext(run.id, node.name, ref.index, ctx)):
+            return step.run_directly(**converted)
 
     def _execute_failure_handler(self, run: Run) -> Any:
         if run.dag.on_failure is None:

@@ -11,11 +11,18 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from buquet import workflow as wf
-from buquet.errors import RunConflict
+from buquet.errors import RunConflict, WorkflowError
 from buquet.store import MemoryStore, ObjectStore
 from buquet.testing import run_workflow
-from buquet.workflow import Client, RunStatus
+from buquet.workflow import (
+    Client,
+    RunStatus,
+    Step,
+    attach_workflows,
+    step,
+    step_context,
+    workflow,
+)
 
 calls: Counter[str] = Counter()
 calls_lock = threading.Lock()
@@ -32,8 +39,8 @@ def reset_calls() -> None:
     calls.clear()
 
 
-def flaky(name: str, failures: int) -> wf.Step[[], str]:
-    @wf.step(name=name, retries=2, backoff=wf_backoff())
+def flaky(name: str, failures: int) -> Step[[], str]:
+    @step(name=name, retries=2, backoff=wf_backoff())
     def body() -> str:
         if count(name) <= failures:
             raise RuntimeError(f"{name} failed on purpose")
@@ -52,24 +59,24 @@ A1, A2, A3, A4, A5 = (flaky(f"a{i}", 2 if i in (2, 4) else 0) for i in range(1, 
 A3_BROKEN = flaky("a3", 99)
 
 
-@wf.step
+@step
 def join(results: list[str]) -> list[str]:
     count("b")
     return results
 
 
-@wf.step
+@step
 def report_failure(failure: dict[str, Any]) -> None:
     count("on_failure")
     assert failure["failed_step"] == "a3"
 
 
-@wf.workflow
+@workflow
 def fan_in() -> list[str]:
     return join([A1(), A2(), A3(), A4(), A5()])
 
 
-@wf.workflow(name="fan_in_broken", on_failure=report_failure)
+@workflow(name="fan_in_broken", on_failure=report_failure)
 def fan_in_broken() -> list[str]:
     return join([A1(), A2(), A3_BROKEN(), A4(), A5()])
 
@@ -107,22 +114,22 @@ def _wait_for(condition: Any, seconds: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-@wf.step
+@step
 def split(text: str) -> list[str]:
     return text.split()
 
 
-@wf.step
+@step
 def shout(word: str, suffix: str) -> str:
     return word.upper() + suffix
 
 
-@wf.step
+@step
 def glue(words: list[str]) -> str:
     return " ".join(words)
 
 
-@wf.workflow
+@workflow
 def shouting(text: str) -> str:
     return glue(shout.map(split(text), suffix="!"))
 
@@ -141,7 +148,7 @@ def test_map_over_empty_list() -> None:
     assert run.result == ""
 
 
-@wf.workflow
+@workflow
 def shout_input(words: list[str]) -> list[str]:
     return shout.map(words, suffix="?")
 
@@ -164,7 +171,7 @@ class Money(BaseModel):
     at: dt.datetime
 
 
-@wf.step
+@step
 def make_values() -> dict[str, Any]:
     return {
         "amount": Decimal("0.10"),
@@ -172,12 +179,12 @@ def make_values() -> dict[str, Any]:
     }
 
 
-@wf.step
+@step
 def read_back(values: Money) -> Money:
     return values
 
 
-@wf.workflow
+@workflow
 def values_flow() -> Any:
     values = make_values()
     return {"raw": values, "model": read_back(values)}
@@ -204,12 +211,12 @@ class Opaque:
     [("set", {1, 2}), ("object", Opaque()), ("nan", float("nan"))],
 )
 def test_unserialisable_result_fails_at_once(label: str, value: Any) -> None:
-    @wf.step(name=f"bad_{label}", retries=5)
+    @step(name=f"bad_{label}", retries=5)
     def bad() -> Any:
         count(label)
         return value
 
-    @wf.workflow(name=f"bad_{label}_flow")
+    @workflow(name=f"bad_{label}_flow")
     def flow() -> Any:
         return bad()
 
@@ -224,12 +231,12 @@ def test_unserialisable_result_fails_at_once(label: str, value: Any) -> None:
     assert task.attempts == 1
 
 
-@wf.step
+@step
 def echo(value: Any) -> Any:
     return value
 
 
-@wf.workflow
+@workflow
 def echo_flow(value: Any) -> Any:
     return echo(value)
 
@@ -262,7 +269,7 @@ def test_same_run_id_other_input_conflicts() -> None:
         client.start(echo_flow, {"value": 2}, run_id="order-42")
 
 
-@wf.step
+@step
 def slow_step(seconds: float) -> str:
     import time
 
@@ -271,13 +278,13 @@ def slow_step(seconds: float) -> str:
     return "late"
 
 
-@wf.step
+@step
 def after_slow(value: str) -> str:
     count("after_slow")
     return value
 
 
-@wf.workflow
+@workflow
 def slow_flow(seconds: float) -> str:
     return after_slow(slow_step(seconds))
 
@@ -288,7 +295,7 @@ def test_cancel_stops_dependents() -> None:
     from buquet.queue import Worker
 
     worker = Worker(store, concurrency=2, poll_min="5ms", poll_max="20ms")
-    wf.attach_workflows(worker, [slow_flow])
+    attach_workflows(worker, [slow_flow])
     run = client.start(slow_flow, {"seconds": 0.5})
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, kwargs={"stop_event": stop})
@@ -304,3 +311,25 @@ def test_cancel_stops_dependents() -> None:
     assert cancelled.status is RunStatus.CANCELLED
     assert client.get(run.id).status is RunStatus.CANCELLED
     assert calls["after_slow"] == 0
+
+
+@step
+def describe_attempt() -> dict[str, Any]:
+    context = step_context()
+    return {"key": context.idempotency_key, "attempt": context.attempt, "run": context.run_id}
+
+
+@workflow
+def context_flow() -> Any:
+    return describe_attempt()
+
+
+def test_step_context_gives_stable_key() -> None:
+    run = run_workflow(context_flow, run_id="ctx-1")
+
+    assert run.result == {"key": "ctx-1.describe_attempt", "attempt": 1, "run": "ctx-1"}
+
+
+def test_step_context_outside_step_raises() -> None:
+    with pytest.raises(WorkflowError, match="only available while a step runs"):
+        step_context()

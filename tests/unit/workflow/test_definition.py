@@ -6,26 +6,26 @@ import datetime as dt
 
 import pytest
 
-from buquet import workflow as wf
 from buquet.errors import DefinitionError, InvalidInput
+from buquet.workflow import step, workflow
 
 
-@wf.step
+@step
 def load(root: str) -> list[str]:
     return [f"{root}/a", f"{root}/b"]
 
 
-@wf.step
+@step
 def measure(path: str, scale: int = 1) -> int:
     return len(path) * scale
 
 
-@wf.step
+@step
 def total(sizes: list[int]) -> int:
     return sum(sizes)
 
 
-@wf.workflow
+@workflow
 def pipeline(root: str, scale: int = 2) -> int:
     paths = load(root)
     sizes = measure.map(paths, scale=scale)
@@ -64,7 +64,7 @@ def test_direct_call_runs_steps_in_process() -> None:
 
 
 def test_same_step_twice_gets_numbered_nodes() -> None:
-    @wf.workflow
+    @workflow
     def twice() -> int:
         first = measure("x")
         second = measure("yy")
@@ -76,23 +76,23 @@ def test_same_step_twice_gets_numbered_nodes() -> None:
     }
 
 
-@wf.step
+@step
 def a() -> int:
     return 1
 
 
-@wf.step
+@step
 def b(value: int) -> int:
     return value
 
 
-@wf.step
+@step
 def c(value: int) -> int:
     return value
 
 
 def test_cycle_is_named_in_order() -> None:
-    @wf.workflow
+    @workflow
     def looped() -> int:
         first = a().after("c")
         second = b(first)
@@ -105,7 +105,7 @@ def test_cycle_is_named_in_order() -> None:
 
 
 def test_self_dependency_is_rejected() -> None:
-    @wf.workflow
+    @workflow
     def selfish() -> int:
         return a().after("a")
 
@@ -114,7 +114,7 @@ def test_self_dependency_is_rejected() -> None:
 
 
 def test_unknown_dependency_is_rejected() -> None:
-    @wf.workflow
+    @workflow
     def dangling() -> int:
         return a().after("missing")
 
@@ -123,11 +123,11 @@ def test_unknown_dependency_is_rejected() -> None:
 
 
 def test_two_steps_with_one_name_are_rejected() -> None:
-    @wf.step(name="a")
+    @step(name="a")
     def other_a() -> int:
         return 2
 
-    @wf.workflow
+    @workflow
     def clash() -> int:
         return total([b(a()), other_a()])
 
@@ -136,7 +136,7 @@ def test_two_steps_with_one_name_are_rejected() -> None:
 
 
 def test_unserialisable_constant_names_step() -> None:
-    @wf.workflow
+    @workflow
     def bad_constant() -> int:
         return b({1, 2})  # type: ignore[arg-type]
 
@@ -145,7 +145,7 @@ def test_unserialisable_constant_names_step() -> None:
 
 
 def test_map_over_constant_scalar_is_rejected() -> None:
-    @wf.workflow
+    @workflow
     def bad_map() -> list[int]:
         return b.map(5)
 
@@ -154,7 +154,7 @@ def test_map_over_constant_scalar_is_rejected() -> None:
 
 
 def test_wrong_arguments_are_rejected() -> None:
-    @wf.workflow
+    @workflow
     def wrong() -> int:
         return b(1, 2)  # type: ignore[call-arg]
 
@@ -183,7 +183,7 @@ def test_bind_input_converts_values() -> None:
 
 
 def test_step_options_set_attempts_and_timeout() -> None:
-    @wf.step(retries=4, timeout="2m")
+    @step(retries=4, timeout="2m")
     def slow() -> None:
         return None
 
@@ -193,4 +193,4 @@ def test_step_options_set_attempts_and_timeout() -> None:
 
 def test_negative_retries_are_rejected() -> None:
     with pytest.raises(DefinitionError, match="retries=-1"):
-        wf.step(retries=-1)(lambda: None)
+        step(retries=-1)(lambda: None)
