@@ -13,7 +13,7 @@ from buquet.queue import TaskContext
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a running step may want to know about its attempt."""
+    """The running attempt of a step: its run, node, item index and task."""
 
     run_id: str
     step: str
