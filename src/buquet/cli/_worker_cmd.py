@@ -52,7 +52,8 @@ def worker(
     """Claim and run tasks until stopped with Ctrl+C or SIGTERM.
 
     A stop is graceful: the worker stops claiming, lets running tasks finish
-    for a while, returns unfinished ones to the queue and exits with status 0.
+    for up to 30 s (the Worker's default grace), releases the unfinished ones
+    back to pending and exits with status 0.
     """
     configure_logging(ctx, verbose, logging.INFO)
     modules = [load_target(target).module for target in targets]
