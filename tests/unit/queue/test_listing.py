@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from queue_support import FakeClock
+
+from buquet import keys
 from buquet.queue import Queue, TaskStatus
+from buquet.store import MemoryStore, iter_keys
 
 
 def test_list_pages_through_all(queue: Queue) -> None:
@@ -24,3 +28,31 @@ def test_list_filters(queue: Queue) -> None:
     assert [t.id for t in queue.list(status=TaskStatus.PENDING)] == ["a1", "a2"]
     assert [t.id for t in queue.list(prefix="a")] == ["a1", "a2"]
     assert [t.id for t in queue.list(limit=1)] == ["a1"]
+
+
+def test_sweep_sees_every_page(queue: Queue, clock: FakeClock) -> None:
+    for index in range(2500):
+        queue.submit("resize", task_id=f"t{index:05d}", lease="10s")
+    claimed = 0
+    while queue.claim(["resize"], "worker-a") is not None:
+        claimed += 1
+    clock.advance(11)
+
+    report = queue.sweep()
+
+    assert claimed == 2500
+    assert report.checked == 2500
+    assert report.requeued == 2500
+    assert len(list(queue.list(status=TaskStatus.PENDING))) == 2500
+
+
+def test_repair_sees_every_page(queue: Queue, memory: MemoryStore) -> None:
+    for index in range(2500):
+        queue.submit("resize", task_id=f"t{index:05d}")
+    for key in list(iter_keys(memory, keys.READY)):
+        memory.delete(key)
+
+    report = queue.repair()
+
+    assert report.restored == 2500
+    assert sum(1 for _ in iter_keys(memory, keys.READY)) == 2500
