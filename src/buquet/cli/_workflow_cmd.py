@@ -25,7 +25,7 @@ from buquet.cli._common import (
 )
 from buquet.cli._local_workers import WorkerProcesses, WorkerThread
 from buquet.cli._target import load_target, split_target
-from buquet.errors import BuquetError, TargetError
+from buquet.errors import BuquetError, InvalidInput, TargetError
 from buquet.store import ObjectStore
 from buquet.workflow import Client, NodeProgress, Run, RunStatus, Workflow, collect_workflows
 
@@ -84,6 +84,25 @@ def load_workflow(target: str) -> Workflow[..., Any]:
     return found[0]
 
 
+JSON_KINDS = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def parse_workflow_input(text: str | None, workflow: Workflow[..., Any]) -> dict[str, Any] | None:
+    """Decode ``--input``, which must be a JSON object of the workflow's parameters, or null.
+
+    Raises InvalidInput for any other JSON value, before the store is opened.
+    """
+    raw_input = parse_input(text)
+    if raw_input is None or isinstance(raw_input, dict):
+        return raw_input
+    parameters = ", ".join(workflow.signature.parameters) or "none"
+    kind = JSON_KINDS.get(type(raw_input), type(raw_input).__name__)
+    raise InvalidInput(
+        f"invalid --input for workflow {workflow.name!r}: expected a JSON object of its "
+        f"parameters ({parameters}), got a JSON {kind}"
+    )
+
+
 def _start(
     workflow: Workflow[..., Any], store: ObjectStore, raw_input: Any, run_id: str | None
 ) -> Run:
@@ -118,7 +137,7 @@ def run(
     """
     configure_logging(ctx, verbose)
     workflow = load_workflow(target)
-    raw_input = parse_input(input)
+    raw_input = parse_workflow_input(input, workflow)
     with open_store_from_option(store) as opened:
         started = _start(workflow, opened, raw_input, run_id)
         typer.echo(f"run {started.id} of workflow {workflow.name} started", err=True)
@@ -199,7 +218,7 @@ def start(
     """Start a run without executing it, and print its id; workers execute it."""
     configure_logging(ctx, verbose)
     workflow = load_workflow(target)
-    raw_input = parse_input(input)
+    raw_input = parse_workflow_input(input, workflow)
     with open_store_from_option(store) as opened:
         started = _start(workflow, opened, raw_input, run_id)
     if as_json:
