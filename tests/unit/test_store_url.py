@@ -200,3 +200,19 @@ def test_open_store_without_url_resolves(tmp_path: Path, monkeypatch: pytest.Mon
     store = open_store()
 
     assert store.url == "memory://resolved"
+
+
+def test_open_s3_sizes_pool_for_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+    small = open_store("s3://bucket", concurrency=4)
+    large = open_store("s3://bucket", concurrency=100)
+
+    assert isinstance(small, S3Store)
+    assert isinstance(large, S3Store)
+    assert small._client.meta.config.max_pool_connections == 32
+    assert large._client.meta.config.max_pool_connections == 108

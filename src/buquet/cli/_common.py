@@ -109,13 +109,15 @@ def dumps_for_humans(value: Any) -> str:
 
 
 @contextlib.contextmanager
-def open_store_from_option(explicit: str | None) -> Iterator[ObjectStore]:
+def open_store_from_option(
+    explicit: str | None, *, concurrency: int | None = None
+) -> Iterator[ObjectStore]:
     """Open the store named by ``--store``, $BUQUET_STORE or the configuration, then close it.
 
     A StoreError raised inside the block is raised again with the store URL
     in front of its message, so that the one-line error names the store.
     """
-    store = open_store(resolve_store_url(explicit))
+    store = open_store(resolve_store_url(explicit), concurrency=concurrency)
     logger.debug("opened store %s", store.url)
     try:
         yield store

@@ -58,7 +58,7 @@ def worker(
     configure_logging(ctx, verbose, logging.INFO)
     modules = [load_target(target).module for target in targets]
     lease_seconds = parse_duration(lease, name="--lease")
-    with open_store_from_option(store) as opened:
+    with open_store_from_option(store, concurrency=concurrency) as opened:
         runner = Worker(opened, concurrency=concurrency, lease=lease_seconds)
         task_types = register_handlers(runner, modules)
         workflows = register_workflows(runner, modules)

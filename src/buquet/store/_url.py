@@ -39,10 +39,12 @@ _memory_stores: dict[str, MemoryStore] = {}
 _memory_lock = threading.Lock()
 
 
-def open_store(url: str | None = None) -> ObjectStore:
+def open_store(url: str | None = None, *, concurrency: int | None = None) -> ObjectStore:
     """Open the store a URL names; without one, the URL from :func:`resolve_store_url`.
 
-    Raises ConfigError for an unknown scheme or a malformed URL.
+    ``concurrency`` is the number of threads that will use the store at once;
+    the S3 connection pool is sized for it. Raises ConfigError for an unknown
+    scheme or a malformed URL.
     """
     if url is None:
         url = resolve_store_url()
@@ -56,10 +58,14 @@ def open_store(url: str | None = None) -> ObjectStore:
     if scheme == "file":
         return _open_local(url)
     if scheme == "s3":
-        return _open_s3(url)
+        return _open_s3(url, concurrency)
     if scheme == "memory":
         return _open_memory(url)
     raise ConfigError(f"unknown store URL scheme {scheme!r} in {url!r}; {_URL_FORMS}")
+
+
+DEFAULT_POOL_CONNECTIONS = 32
+POOL_HEADROOM = 8
 
 
 def _open_local(url: str) -> LocalStore:
@@ -71,7 +77,7 @@ def _open_local(url: str) -> LocalStore:
     return LocalStore(path)
 
 
-def _open_s3(url: str) -> S3Store:
+def _open_s3(url: str, concurrency: int | None) -> S3Store:
     parts = urlsplit(url)
     if parts.query or parts.fragment:
         raise ConfigError(
@@ -84,7 +90,12 @@ def _open_s3(url: str) -> S3Store:
             f"invalid bucket name {bucket!r} in store URL {url!r}; use s3://BUCKET/PREFIX "
             "with a bucket name of 3-63 lowercase letters, digits, '.' or '-'"
         )
-    return S3Store(bucket, parts.path.strip("/"))
+    if concurrency is None:
+        return S3Store(bucket, parts.path.strip("/"))
+    # Each running task uses a connection, and the worker's claim loop, lease
+    # renewals and sweeper use a few more.
+    pool = max(DEFAULT_POOL_CONNECTIONS, concurrency + POOL_HEADROOM)
+    return S3Store(bucket, parts.path.strip("/"), max_pool_connections=pool)
 
 
 def _open_memory(url: str) -> MemoryStore:
