@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -287,17 +288,32 @@ def list_runs(
     if as_json:
         typer.echo(_json.dumps([_summary(item) for item in runs]).decode())
         return
-    table = Table("run", "workflow", "status", "created", "finished")
+    if not runs:
+        typer.echo("no runs")
+        return
+    stdout.print(_runs_table(runs))
+
+
+def _runs_table(runs: list[Run]) -> Table:
+    # Users copy run ids from this table, so the id column is never shortened. On
+    # a narrow terminal or in a pipe (80 columns), the other columns wrap instead.
+    table = Table(show_edge=False)
+    table.add_column("run", no_wrap=True, min_width=max(len(item.id) for item in runs))
+    for header in ("workflow", "status", "created (UTC)", "finished (UTC)"):
+        table.add_column(header, overflow="fold")
     for item in runs:
-        finished = "" if item.finished_at is None else _json.format_datetime(item.finished_at)
         table.add_row(
             item.id,
             item.workflow,
             item.status.value,
-            _json.format_datetime(item.created_at),
-            finished,
+            _format_time(item.created_at),
+            _format_time(item.finished_at),
         )
-    stdout.print(table)
+    return table
+
+
+def _format_time(moment: dt.datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @app.command()
