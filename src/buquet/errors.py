@@ -9,6 +9,7 @@ Every exception derives from :class:`BuquetError`::
     ├── NonRetryableError        raised by a task or step: fail now, no retry
     ├── StoreError               the object store failed after its retries
     │   ├── PreconditionFailed   a conditional write lost the race
+    │   ├── AmbiguousWrite       a write whose response was lost: applied or not
     │   └── ListingError         a listing the store cannot page through
     ├── QueueError
     │   ├── TaskNotFound
@@ -69,6 +70,15 @@ class StoreError(BuquetError):
 
 class PreconditionFailed(StoreError):
     """A conditional write or delete lost the race: the object changed or exists."""
+
+
+class AmbiguousWrite(StoreError):
+    """A write whose response was lost, so it may or may not have been applied.
+
+    Read the object again and compare it with what was written (a lease token
+    or a version) to tell which; a conditional write repeated blindly can
+    fail against its own first attempt.
+    """
 
 
 class ListingError(StoreError):

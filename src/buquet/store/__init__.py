@@ -6,6 +6,7 @@ URL with :func:`open_store`.
 """
 
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject, iter_keys
+from buquet.store._faulty import Fault, FaultRule, FaultyStore
 from buquet.store._local import LocalStore
 from buquet.store._memory import MemoryStore
 from buquet.store._retry import RetryPolicy
@@ -14,6 +15,9 @@ from buquet.store._url import open_store, resolve_store_url
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "Fault",
+    "FaultRule",
+    "FaultyStore",
     "ListPage",
     "LocalStore",
     "MemoryStore",
