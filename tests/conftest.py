@@ -203,6 +203,26 @@ def store(store_factory: StoreFactory) -> ObjectStore:
     return store_factory()
 
 
+class UnconditionalStore(MemoryStore):
+    """A store that accepts conditional writes but silently ignores their conditions,
+    as some S3-compatible servers do."""
+
+    def create(self, key: str, data: bytes) -> str:
+        return self.put(key, data)
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        return self.put(key, data)
+
+    def delete(self, key: str, etag: str | None = None) -> None:
+        super().delete(key)
+
+
+@pytest.fixture
+def unconditional_store() -> UnconditionalStore:
+    """A memory store that ignores If-None-Match and If-Match."""
+    return UnconditionalStore()
+
+
 @pytest.fixture
 def s3_store_url(
     seaweedfs: SeaweedServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch

@@ -10,7 +10,8 @@ Every exception derives from :class:`BuquetError`::
     ├── StoreError               the object store failed after its retries
     │   ├── PreconditionFailed   a conditional write lost the race
     │   ├── AmbiguousWrite       a write whose response was lost: applied or not
-    │   └── ListingError         a listing the store cannot page through
+    │   ├── ListingError         a listing the store cannot page through
+    │   └── StoreCheckFailed     a store without a guarantee buquet relies on
     ├── QueueError
     │   ├── TaskNotFound
     │   ├── TaskConflict         an idempotency key reused for another task
@@ -83,6 +84,13 @@ class AmbiguousWrite(StoreError):
 
 class ListingError(StoreError):
     """The store returned a listing that cannot be paged through."""
+
+
+class StoreCheckFailed(StoreError):
+    """The store failed a check of a guarantee buquet relies on, such as conditional writes.
+
+    The message names the failed checks; ``buquet doctor`` prints every check.
+    """
 
 
 class QueueError(BuquetError):

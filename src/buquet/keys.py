@@ -11,6 +11,7 @@ Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
     done/<run id>/<node>/groups/<group>   marker: every item of a group finished
     widths/<run id>/<node>                the number of items of a map, once known
     blobs/<sha256>                        a large value, content-addressed
+    doctor/<check id>/...                 scratch objects of a store check, deleted after it
 
 Times in keys are milliseconds since the epoch on the store's clock, padded
 to 13 digits so that keys sort by time. Hints may be missing or stale; the
@@ -37,6 +38,7 @@ RUNS = "runs/"
 DONE = "done/"
 WIDTHS = "widths/"
 BLOBS = "blobs/"
+DOCTOR = "doctor/"
 
 HINT_SEPARATOR = "~"
 _TIME_DIGITS = 13
@@ -209,3 +211,8 @@ def group_done_key(run_id: str, node: str, group: int) -> str:
 def blob_key(digest: str) -> str:
     """Key of a content-addressed blob."""
     return f"{BLOBS}{digest}"
+
+
+def doctor_prefix(check_id: str) -> str:
+    """Prefix of the scratch objects of one run of the store checks."""
+    return f"{DOCTOR}{check_id}/"

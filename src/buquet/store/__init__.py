@@ -6,6 +6,7 @@ URL with :func:`open_store`.
 """
 
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject, iter_keys
+from buquet.store._doctor import CheckResult, check_store, failed_checks
 from buquet.store._faulty import Fault, FaultRule, FaultyStore
 from buquet.store._local import LocalStore
 from buquet.store._memory import MemoryStore
@@ -15,6 +16,7 @@ from buquet.store._url import open_store, resolve_store_url
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "CheckResult",
     "Fault",
     "FaultRule",
     "FaultyStore",
@@ -25,6 +27,8 @@ __all__ = [
     "RetryPolicy",
     "S3Store",
     "StoredObject",
+    "check_store",
+    "failed_checks",
     "iter_keys",
     "open_store",
     "resolve_store_url",
