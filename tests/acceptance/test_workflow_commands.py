@@ -111,11 +111,6 @@ def test_status_json_of_succeeded_run(source_tree: Path, store_url: str) -> None
     assert analyse["total"] == report["files"] + report["failed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Client.progress counts the group marker done/<run>/<node>/groups/<n> as a "
-    "finished item, so a finished map shows one item more per group than its total",
-)
 def test_status_items_match_total(source_tree: Path, store_url: str) -> None:
     run_report(source_tree, store_url, "report-1")
 

@@ -150,7 +150,7 @@ class Client:
             node, _, rest = key.removeprefix(prefix).partition("/")
             if rest == "all":
                 done.add(node)
-            elif rest.startswith("g"):
+            elif rest[:1] == "g" and rest[1:2].isdigit():
                 items[node] = items.get(node, 0) + 1
         return [
             self._node_progress(run, node, node in done, items.get(node, 0))
