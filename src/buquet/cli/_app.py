@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from buquet import __version__
-from buquet.cli import _task_cmd, _worker_cmd, _workflow_cmd
+from buquet.cli import _doctor_cmd, _task_cmd, _worker_cmd, _workflow_cmd
 from buquet.cli._common import VERBOSE_META_KEY
 from buquet.cli._errors import BuquetGroup
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(_task_cmd.app)
 app.add_typer(_workflow_cmd.app)
 app.command("worker")(_worker_cmd.worker)
+app.command("doctor")(_doctor_cmd.doctor)
 
 
 def _print_version(value: bool) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from buquet._time import parse_duration
 from buquet.cli._common import StoreOption, VerboseOption, configure_logging, open_store_from_option
+from buquet.cli._doctor_cmd import check_store_at_start
 from buquet.cli._target import load_target
 from buquet.errors import TargetError
 from buquet.queue import Worker
@@ -46,6 +47,13 @@ def worker(
             help="Exit once nothing has run or been claimable for this many seconds.",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start even when the store fails the start-up checks of 'buquet doctor'.",
+        ),
+    ] = False,
     store: StoreOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -53,12 +61,14 @@ def worker(
 
     A stop is graceful: the worker stops claiming, lets running tasks finish
     for up to 30 s (the Worker's default grace), releases the unfinished ones
-    back to pending and exits with status 0.
+    back to pending and exits with status 0. Before it starts, the worker checks
+    that the store enforces conditional writes (see 'buquet doctor').
     """
     configure_logging(ctx, verbose, logging.INFO)
     modules = [load_target(target).module for target in targets]
     lease_seconds = parse_duration(lease, name="--lease")
     with open_store_from_option(store, concurrency=concurrency) as opened:
+        check_store_at_start(opened, force=force)
         runner = Worker(opened, concurrency=concurrency, lease=lease_seconds)
         task_types = register_handlers(runner, modules)
         workflows = register_workflows(runner, modules)
