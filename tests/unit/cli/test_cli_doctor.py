@@ -141,3 +141,14 @@ def test_worker_memory_store_starts(run_cli: RunCli, handlers_file: Path) -> Non
 
     assert result.exit_code == 0, result.output
     assert "store check failed" not in result.stderr
+
+
+@pytest.mark.s3
+def test_doctor_s3_store_passes(run_cli: RunCli, s3_store_url: str) -> None:
+    result = run_cli("doctor", "--store", s3_store_url, "--json")
+
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.stdout)
+    for check in checks:
+        assert check["passed"], f"{check['name']}: {check['detail']}"
+    assert [check["name"] for check in checks] == CHECK_NAMES
