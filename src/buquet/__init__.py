@@ -12,7 +12,16 @@ The task queue on its own::
 from buquet.errors import BuquetError, NonRetryableError
 from buquet.queue import Backoff, Queue, Task, TaskContext, TaskStatus, Worker, handler
 from buquet.store import open_store
-from buquet.workflow import Client, Run, RunStatus, Workflow, step, workflow
+from buquet.workflow import (
+    Client,
+    Run,
+    RunStatus,
+    StepContext,
+    Workflow,
+    step,
+    step_context,
+    workflow,
+)
 
 __version__ = "0.1.0"
 
@@ -24,6 +33,7 @@ __all__ = [
     "Queue",
     "Run",
     "RunStatus",
+    "StepContext",
     "Task",
     "TaskContext",
     "TaskStatus",
@@ -33,5 +43,6 @@ __all__ = [
     "handler",
     "open_store",
     "step",
+    "step_context",
     "workflow",
 ]

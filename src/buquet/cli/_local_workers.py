@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,9 @@ class WorkerProcesses:
                 logger.warning("worker process %d did not stop; killing it", process.pid)
                 process.kill()
                 process.wait()
+        if exc is None:
+            # The logs are kept, and named in the error, only when the run could not be followed.
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 class WorkerThread:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
+from buquet.errors import DefinitionError
 from buquet.queue import Worker
 from buquet.workflow._definition import Workflow
 from buquet.workflow._engine import Engine
@@ -41,7 +42,18 @@ def attach_workflows(worker: Worker, workflows: Iterable[Workflow[..., Any]]) ->
 
 
 def register_workflows(worker: Worker, modules: Iterable[ModuleType]) -> list[str]:
-    """Register every workflow found in ``modules``; return their names."""
-    workflows = collect_workflows(modules)
-    attach_workflows(worker, workflows)
-    return [workflow.name for workflow in workflows]
+    """Register every valid workflow found in ``modules``; return their names.
+
+    An invalid workflow is logged and left out, so that it does not stop the
+    worker from running the other workflows of its module.
+    """
+    valid = []
+    for workflow in collect_workflows(modules):
+        try:
+            _ = workflow.dag
+        except DefinitionError as error:
+            logger.error("workflow %s is invalid and will not run: %s", workflow.name, error)
+            continue
+        valid.append(workflow)
+    attach_workflows(worker, valid)
+    return [workflow.name for workflow in valid]

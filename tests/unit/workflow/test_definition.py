@@ -194,3 +194,25 @@ def test_step_options_set_attempts_and_timeout() -> None:
 def test_negative_retries_are_rejected() -> None:
     with pytest.raises(DefinitionError, match="retries=-1"):
         step(retries=-1)(lambda: None)
+
+
+def test_register_skips_invalid_workflows() -> None:
+    import types
+
+    from buquet.queue import Worker
+    from buquet.store import MemoryStore
+    from buquet.workflow import register_workflows
+
+    @workflow
+    def broken() -> int:
+        return a().after("missing")
+
+    module = types.ModuleType("flows")
+    module.pipeline = pipeline  # type: ignore[attr-defined]
+    module.broken = broken  # type: ignore[attr-defined]
+    worker = Worker(MemoryStore())
+
+    names = register_workflows(worker, [module])
+
+    assert names == ["pipeline"]
+    assert worker.task_types == ["step:pipeline"]
