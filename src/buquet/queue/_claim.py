@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from buquet import keys
-from buquet.errors import PreconditionFailed
+from buquet.errors import AmbiguousWrite, PreconditionFailed
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._io import TaskIO, millis, stamp
 from buquet.queue._task import Task, TaskStatus
@@ -136,6 +136,26 @@ def _cancel_pending(io: TaskIO, task: Task, etag: str, hint: ReadyHint, now: dt.
     io.delete_hint(hint.key)
 
 
+def _write_claim(io: TaskIO, running: Task, etag: str) -> str | None:
+    """Write the claim; return the new ETag, or None when another claimer won.
+
+    A claim whose response was lost may have been applied: the store then
+    reports a conflict (or an ambiguous write), and only a re-read that finds
+    this claim's lease token tells whether it won.
+    """
+    try:
+        return io.replace(running, etag)
+    except (PreconditionFailed, AmbiguousWrite):
+        found = io.read(running.id)
+    if found is None:
+        return None
+    stored, stored_etag = found
+    if stored.status is TaskStatus.RUNNING and stored.lease_token == running.lease_token:
+        logger.debug("claim of task %s was applied although its response was lost", running.id)
+        return stored_etag
+    return None
+
+
 def _take(
     io: TaskIO,
     found: tuple[Task, str],
@@ -159,9 +179,8 @@ def _take(
         }
     )
     running = stamp(running, now)
-    try:
-        new_etag = io.replace(running, etag)
-    except PreconditionFailed:
+    new_etag = _write_claim(io, running, etag)
+    if new_etag is None:
         io.delete_hint(lease_hint)
         return None
     io.delete_hint(hint.key)

@@ -120,20 +120,17 @@ class MovableClock:
         return self.now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a claim whose response is lost gets PreconditionFailed from the retried write, "
-    "deletes its lease hint and returns None, so the running task has no lease hint and "
-    "a sweep never returns it to pending",
-)
-def test_lost_claim_response_swept() -> None:
+def test_lost_claim_response_keeps_claim() -> None:
     clock = MovableClock()
     lost_claim = FaultRule(Fault.LOST_ANSWER, operations={"replace"}, prefix="tasks/", count=1)
     queue = Queue(FaultyStore(MemoryStore(clock=clock), [lost_claim], retry=FAST_RETRY))
     task_id = queue.submit("faults.claim", max_attempts=3, lease="30s").id
 
-    assert queue.claim(["faults.claim"], "worker-1") is None
+    claimed = queue.claim(["faults.claim"], "worker-1")
+
+    assert claimed is not None
     assert queue.get(task_id).status is TaskStatus.RUNNING
+    assert queue.get(task_id).lease_token == claimed.token
 
     clock.now += dt.timedelta(seconds=31)
     report = queue.sweep()
