@@ -60,8 +60,8 @@ def faulty_store(seed: int) -> FaultyStore:
     rules = [
         FaultRule(Fault.SLOW_DOWN, skip=40, count=3),
         FaultRule(Fault.SLOW_DOWN, probability=0.05),
-        # NOTE: task objects keep every response, because a claim whose response is
-        # lost leaves its task stuck (test_lost_claim_response_swept below).
+        # NOTE: task objects keep every response. With lost responses on task writes,
+        # some runs have stalled with running tasks that no hint points to.
         FaultRule(Fault.LOST_ANSWER, operations={"create", "put", "delete"}, probability=0.05),
         FaultRule(Fault.LOST_ANSWER, operations={"replace"}, prefix=keys.RUNS, probability=0.5),
     ]
