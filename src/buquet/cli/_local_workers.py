@@ -65,7 +65,7 @@ class WorkerProcesses:
             )
 
     def all_exited(self) -> bool:
-        """Whether every process has exited."""
+        """Return whether every process has exited."""
         return all(process.poll() is not None for process in self.processes)
 
     def __exit__(
@@ -105,7 +105,7 @@ class WorkerThread:
         return self
 
     def all_exited(self) -> bool:
-        """Whether the worker thread has stopped."""
+        """Return whether the worker thread has stopped."""
         return not self._thread.is_alive()
 
     def __exit__(

@@ -141,7 +141,7 @@ def _write_claim(io: TaskIO, running: Task, etag: str) -> str | None:
 
     A claim whose response was lost may have been applied: the store then
     reports a conflict (or an ambiguous write), and only a re-read that finds
-    this claim's lease token tells whether it won.
+    this claim's lease token shows whether it won.
     """
     try:
         return io.replace(running, etag)
