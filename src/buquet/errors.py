@@ -156,7 +156,7 @@ class RunNotFinished(WorkflowError):
 
 
 class RunFailed(WorkflowError):
-    """The run failed or was cancelled, so it has no result; the message says why."""
+    """The run failed or was cancelled, so it has no result; the message gives the reason."""
 
     def __init__(self, message: str, *, run_id: str) -> None:
         super().__init__(message)

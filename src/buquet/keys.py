@@ -54,12 +54,12 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def _check(pattern: re.Pattern[str], value: object, what: str, rule: str) -> str:
+def _check(pattern: re.Pattern[str], value: object, kind: str, rule: str) -> str:
     if not isinstance(value, str):
-        raise InvalidKeyError(f"invalid {what} {value!r}: expected a string")
+        raise InvalidKeyError(f"invalid {kind} {value!r}: expected a string")
     text = normalise(value)
     if not pattern.match(text) or ".." in text:
-        raise InvalidKeyError(f"invalid {what} {value!r}: {rule}")
+        raise InvalidKeyError(f"invalid {kind} {value!r}: {rule}")
     return text
 
 
@@ -85,9 +85,9 @@ def check_task_type(value: object) -> str:
     )
 
 
-def check_name(value: object, what: str = "name") -> str:
+def check_name(value: object, kind: str = "name") -> str:
     """Validate a step or workflow name: an identifier that may also contain '-'."""
-    return _check(_NAME, value, what, "start with a letter or '_', then letters, digits, '_', '-'")
+    return _check(_NAME, value, kind, "start with a letter or '_', then letters, digits, '_', '-'")
 
 
 def idempotent_task_id(idempotency_key: str) -> str:
@@ -117,7 +117,7 @@ def ready_key(due_millis: int, task_type: str, task_id: str) -> str:
 
 
 def ready_key_cutoff(now_millis: int) -> str:
-    """A key that sorts after every ready hint due at or before ``now_millis``."""
+    """Return a key that sorts after every ready hint due at or before ``now_millis``."""
     return f"{READY}{_time_part(now_millis)}{chr(ord(HINT_SEPARATOR) + 1)}"
 
 
@@ -133,7 +133,7 @@ def lease_key(expires_millis: int, task_id: str) -> str:
 
 
 def lease_key_cutoff(now_millis: int) -> str:
-    """A key that sorts after every lease hint that expired at or before ``now_millis``."""
+    """Return a key that sorts after every lease hint expired at or before ``now_millis``."""
     return f"{LEASES}{_time_part(now_millis)}{chr(ord(HINT_SEPARATOR) + 1)}"
 
 
