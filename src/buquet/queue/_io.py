@@ -62,8 +62,9 @@ class TaskIO:
     def put_hint(self, key: str) -> None:
         """Write a hint object; the key is the information.
 
-        The body is ``{}`` rather than empty: SeaweedFS 4.48 answers an empty PUT
-        with a malformed response that breaks the next request on the connection.
+        The body is ``{}`` rather than empty, because SeaweedFS 4.48 responds to an
+        empty PUT with a malformed response that breaks the next request on the
+        connection.
         """
         self.store.put(key, b"{}")
 

@@ -112,8 +112,8 @@ class Queue:
 
         Each task is one read, so listing is slow on large queues.
         """
-        wanted = None if status is None else TaskStatus(status)
-        return iter_tasks(self._io, wanted, task_type, prefix, limit)
+        status_filter = None if status is None else TaskStatus(status)
+        return iter_tasks(self._io, status_filter, task_type, prefix, limit)
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a pending task, or request cancellation of a running one."""

@@ -5,9 +5,9 @@ item of a map). When the task reaches a terminal state the worker calls
 :meth:`Engine.on_settled`; if the worker dies first, the queue's sweeper calls
 it again, so every continuation below is idempotent:
 
-1. a finished step writes its done marker; a finished map item writes its item
-   marker, then lists its group of items and, when the group is complete, the
-   group markers (no object is rewritten per item);
+1. a finished step writes its done marker. A finished map item writes its item
+   marker and lists its group of items; when the group is complete, it lists
+   the group markers. No object is rewritten per item;
 2. a dependent whose dependencies all have done markers is submitted under a
    deterministic task id, so two workers submitting it create one task;
 3. when every sink node is done, the run's output is resolved and the run is
@@ -170,10 +170,10 @@ class Engine:
             self._node_done(ref.run, ref.node, ref.width)
 
     def _group_complete(self, run_id: str, node: str, group: int, width: int) -> bool:
-        """Mark a group done if all its items are; return whether every group is done.
+        """Mark a group done if all its items are, then return whether every group is done.
 
-        Each item writes its marker before it lists, so of two items that finish
-        together, at least the later lister sees both markers.
+        Each item writes its marker before it lists. Of two items that finish
+        together, the listing made last therefore finds both markers.
         """
         size = min(keys.MAP_GROUP_SIZE, width - group * keys.MAP_GROUP_SIZE)
         finished = sum(1 for _ in iter_keys(self.store, keys.item_done_prefix(run_id, node, group)))

@@ -148,8 +148,8 @@ def step(
     """Declare a workflow step.
 
     ``retries`` is the number of retries after a failed attempt (default 2, so
-    3 attempts); ``timeout`` limits one attempt (``"2m"``, seconds or a
-    timedelta); ``backoff`` sets the delays between attempts.
+    3 attempts). ``timeout`` limits one attempt and takes ``"2m"``, seconds or
+    a timedelta. ``backoff`` sets the delays between attempts.
     """
 
     def decorate(function: Callable[P, R]) -> Step[P, R]:
