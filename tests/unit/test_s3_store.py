@@ -14,11 +14,16 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from buquet.errors import ListingError, PreconditionFailed, StoreError
+from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, StoreError
 from buquet.store import RetryPolicy, S3Store
 from buquet.store._clock import ServerClock
 from buquet.store._retry import ErrorKind, classify
@@ -442,3 +447,129 @@ def test_endpoint_and_region_from_env() -> None:
     assert store._client.meta.region_name == "eu-west-3"
     assert store._client.meta.config.s3 == {"addressing_style": "path"}
     store.close()
+
+
+class _ScriptedClient:
+    """A fake client whose calls raise or return the next entry of ``outcomes``."""
+
+    def __init__(self, outcomes: list[Exception | dict[str, Any]]) -> None:
+        self.outcomes = outcomes
+        self.calls = 0
+
+    def _next(self) -> dict[str, Any]:
+        outcome = self.outcomes[self.calls]
+        self.calls += 1
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def put_object(self, **_: Any) -> dict[str, Any]:
+        return self._next()
+
+    def delete_object(self, **_: Any) -> dict[str, Any]:
+        return self._next()
+
+
+def _client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:
+    response: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+    }
+    return ClientError(response, operation)
+
+
+def _lost() -> Exception:
+    return ConnectionClosedError(endpoint_url="http://127.0.0.1:9")
+
+
+def _scripted_store(outcomes: list[Exception | dict[str, Any]]) -> tuple[S3Store, Any]:
+    fake = _ScriptedClient(outcomes)
+    store = S3Store(BUCKET, client=fake, sleep=lambda _: None)  # type: ignore[arg-type]
+    return store, fake
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("PreconditionFailed", 412), ("ConditionalRequestConflict", 409)],
+    ids=["412", "409"],
+)
+def test_create_lost_then_conflict_ambiguous(code: str, status: int) -> None:
+    store, fake = _scripted_store([_lost(), _client_error(code, status)])
+
+    with pytest.raises(AmbiguousWrite) as caught:
+        store.create("a", b"1")
+
+    assert caught.value.key == "a"
+    assert isinstance(caught.value.__cause__, ClientError)
+    assert fake.calls == 2
+
+
+def test_replace_lost_then_412_ambiguous() -> None:
+    store, _ = _scripted_store([_lost(), _client_error("PreconditionFailed", 412)])
+
+    with pytest.raises(AmbiguousWrite):
+        store.replace("a", b"1", ETAG)
+
+
+def test_replace_500_then_412_ambiguous() -> None:
+    outcomes: list[Exception | dict[str, Any]] = [
+        _client_error("InternalError", 500),
+        _client_error("PreconditionFailed", 412),
+    ]
+    store, _ = _scripted_store(outcomes)
+
+    with pytest.raises(AmbiguousWrite):
+        store.replace("a", b"1", ETAG)
+
+
+def test_delete_lost_then_404_ambiguous() -> None:
+    store, _ = _scripted_store([_lost(), _client_error("NoSuchKey", 404, "DeleteObject")])
+
+    with pytest.raises(AmbiguousWrite):
+        store.delete("a", ETAG)
+
+
+def test_delete_lost_without_etag_succeeds() -> None:
+    store, fake = _scripted_store([_lost(), _client_error("NoSuchKey", 404, "DeleteObject")])
+
+    store.delete("a")
+
+    assert fake.calls == 2
+
+
+def test_slowdown_then_412_precondition() -> None:
+    outcomes: list[Exception | dict[str, Any]] = [
+        _client_error("SlowDown", 503),
+        _client_error("PreconditionFailed", 412),
+    ]
+    store, _ = _scripted_store(outcomes)
+
+    with pytest.raises(PreconditionFailed):
+        store.create("a", b"1")
+
+
+def test_connect_error_then_412_precondition() -> None:
+    outcomes: list[Exception | dict[str, Any]] = [
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+        _client_error("PreconditionFailed", 412),
+    ]
+    store, _ = _scripted_store(outcomes)
+
+    with pytest.raises(PreconditionFailed):
+        store.create("a", b"1")
+
+
+def test_lost_writes_exhausted_ambiguous() -> None:
+    store, fake = _scripted_store([_lost() for _ in range(RetryPolicy().max_attempts)])
+
+    with pytest.raises(AmbiguousWrite) as caught:
+        store.replace("a", b"1", ETAG)
+
+    assert "may have been applied" in str(caught.value)
+    assert fake.calls == RetryPolicy().max_attempts
+
+
+def test_lost_then_success_returns_etag() -> None:
+    store, _ = _scripted_store([_lost(), {"ETag": ETAG, "ResponseMetadata": {"HTTPHeaders": {}}}])
+
+    assert store.create("a", b"1") == ETAG

@@ -38,6 +38,16 @@ _TRANSIENT_CODES = frozenset(
 )
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# Transport errors raised after the request may have reached the server.
+_AFTER_SEND_TRANSPORT_ERRORS = (
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+# Statuses after which the server may have applied the request. A 503 (SlowDown,
+# ServiceUnavailable) is treated as a request the server rejected without applying it.
+_MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
 _TRANSIENT_TRANSPORT_ERRORS = (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -66,6 +76,19 @@ def classify(error: Exception) -> ErrorKind:
     if isinstance(error, _TRANSIENT_TRANSPORT_ERRORS):
         return ErrorKind.TRANSIENT
     return ErrorKind.FATAL
+
+
+def may_have_been_applied(error: Exception) -> bool:
+    """Check whether a failed request may still have been applied by the server.
+
+    True for connection errors after the request was sent (closed connection,
+    read timeout, cut-off response) and for HTTP 500, 502 and 504. False when
+    the connection was never made or the server rejected the request.
+    """
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status in _MAYBE_APPLIED_STATUSES
+    return isinstance(error, _AFTER_SEND_TRANSPORT_ERRORS)
 
 
 def _classify_client_error(error: ClientError) -> ErrorKind:

@@ -13,10 +13,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from buquet.errors import ListingError, PreconditionFailed, StoreError
+from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, StoreError
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, StoredObject
 from buquet.store._clock import ServerClock
-from buquet.store._retry import ErrorKind, RetryPolicy, classify, describe
+from buquet.store._retry import (
+    ErrorKind,
+    RetryPolicy,
+    classify,
+    describe,
+    may_have_been_applied,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -74,10 +80,13 @@ class S3Store:
     exponential backoff (``retry``); then StoreError is raised with the last
     error as ``__cause__``.
 
-    A retried write whose first attempt succeeded but whose response was lost
-    comes back as PreconditionFailed: a create finds its own object, a replace
-    finds its own new ETag. Callers resolve this by reading the object again
-    and checking a token they wrote into it.
+    A conditional write whose attempt may have been applied although its
+    response was lost (closed connection, read timeout, HTTP 500, 502 or 504)
+    and whose retry then fails its condition raises AmbiguousWrite, not
+    PreconditionFailed: the retry may have found the first attempt's own
+    object or ETag. A write that runs out of retries after such an attempt
+    raises AmbiguousWrite too. Callers resolve both by reading the object
+    again and checking a token they wrote into it.
 
     ``endpoint_url`` and ``region`` default to ``S3_ENDPOINT`` /
     ``AWS_ENDPOINT_URL`` and ``S3_REGION`` / ``AWS_REGION`` /
@@ -136,10 +145,10 @@ class S3Store:
         return StoredObject(key, data, etag)
 
     def create(self, key: str, data: bytes) -> str:
-        return self._put(key, data, {"IfNoneMatch": "*"}, f"object {key!r} already exists")
+        return self._put(key, data, {"IfNoneMatch": "*"}, "already exists")
 
     def replace(self, key: str, data: bytes, etag: str) -> str:
-        return self._put(key, data, {"IfMatch": etag}, f"object {key!r} changed or is missing")
+        return self._put(key, data, {"IfMatch": etag}, "changed or is missing")
 
     def put(self, key: str, data: bytes) -> str:
         return self._put(key, data, {}, "")
@@ -153,14 +162,15 @@ class S3Store:
                 lambda: self._client.delete_object(
                     Bucket=self.bucket, Key=self._full(key), **condition
                 ),
+                write=True,
             )
         except _NotFoundError as exc:
             if etag is None:
                 return
-            raise PreconditionFailed(f"object {key!r} is missing", key=key) from exc.__cause__
+            raise _condition_failed(exc, "DeleteObject", key, "is missing") from exc.__cause__
         except _ConditionError as exc:
-            raise PreconditionFailed(
-                f"object {key!r} changed or is missing", key=key
+            raise _condition_failed(
+                exc, "DeleteObject", key, "changed or is missing"
             ) from exc.__cause__
 
     def list_page(
@@ -202,21 +212,21 @@ class S3Store:
     def close(self) -> None:
         self._client.close()
 
-    def _put(self, key: str, data: bytes, condition: dict[str, Any], lost_message: str) -> str:
+    def _put(self, key: str, data: bytes, condition: dict[str, Any], failed_state: str) -> str:
         def write() -> Any:
             return self._client.put_object(
                 Bucket=self.bucket, Key=self._full(key), Body=data, **condition
             )
 
         try:
-            response = self._request("PutObject", key, write)
+            response = self._request("PutObject", key, write, write=True)
         except (_ConditionError, _NotFoundError) as exc:
             if not condition:
                 cause = exc.__cause__
                 raise StoreError(
                     f"PutObject of {key!r} failed: {describe(cause or exc)}", key=key
                 ) from cause
-            raise PreconditionFailed(lost_message, key=key) from exc.__cause__
+            raise _condition_failed(exc, "PutObject", key, failed_state) from exc.__cause__
         return str(response["ETag"])
 
     def _list(self, prefix: str, arguments: dict[str, Any]) -> Any:
@@ -234,7 +244,9 @@ class S3Store:
     def _measure_clock(self) -> None:
         self._list("", {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1})
 
-    def _request(self, operation: str, key: str, send: Callable[[], Any]) -> Any:
+    def _request(
+        self, operation: str, key: str, send: Callable[[], Any], *, write: bool = False
+    ) -> Any:
         """Send a request whose response carries the ``Date`` header, with retries."""
 
         def timed() -> Any:
@@ -243,9 +255,18 @@ class S3Store:
             self._observe(response, sent_at)
             return response
 
-        return self._call(operation, key, timed)
+        return self._call(operation, key, timed, write=write)
 
-    def _call(self, operation: str, key: str, attempt_once: Callable[[], T]) -> T:
+    def _call(
+        self, operation: str, key: str, attempt_once: Callable[[], T], *, write: bool = False
+    ) -> T:
+        """Run ``attempt_once`` with retries of transient errors.
+
+        For a ``write``, it remembers whether a failed attempt may have been
+        applied, so that a later condition failure or the last error is
+        reported as ambiguous.
+        """
+        maybe_applied = False
         for attempt in range(self._retry.max_attempts):
             sent_at = time.time()
             try:
@@ -253,13 +274,10 @@ class S3Store:
             except (ClientError, BotoCoreError) as exc:
                 kind = self._after_error(exc, sent_at)
                 if kind is not ErrorKind.TRANSIENT:
-                    raise _signal(kind, operation, key, exc) from exc
+                    raise _signal(kind, operation, key, exc, maybe_applied) from exc
+                maybe_applied = maybe_applied or (write and may_have_been_applied(exc))
                 if attempt + 1 == self._retry.max_attempts:
-                    raise StoreError(
-                        f"{operation} of {key!r} in bucket {self.bucket!r} failed after "
-                        f"{attempt + 1} attempts: {describe(exc)}",
-                        key=key,
-                    ) from exc
+                    raise self._exhausted(operation, key, attempt + 1, exc, maybe_applied) from exc
                 delay = self._retry.delay(attempt)
                 logger.info(
                     "%s of %r failed with %s; will retry in %.2f s (attempt %s of %s)",
@@ -267,6 +285,20 @@ class S3Store:
                 )  # fmt: skip
                 self._sleep(delay)
         raise AssertionError("unreachable: the retry loop returns or raises")
+
+    def _exhausted(
+        self, operation: str, key: str, attempts: int, exc: Exception, maybe_applied: bool
+    ) -> StoreError:
+        message = (
+            f"{operation} of {key!r} in bucket {self.bucket!r} failed after "
+            f"{attempts} attempts: {describe(exc)}"
+        )
+        if maybe_applied:
+            return AmbiguousWrite(
+                f"{message}; an attempt may have been applied, so read the object to check",
+                key=key,
+            )
+        return StoreError(message, key=key)
 
     def _after_error(self, exc: Exception, sent_at: float) -> ErrorKind:
         if isinstance(exc, ClientError):
@@ -285,20 +317,48 @@ class S3Store:
         return full_key.removeprefix(self.prefix)
 
 
-class _NotFoundError(Exception):
+class _RejectedError(Exception):
+    """Internal: the server rejected the request.
+
+    ``after_lost_response`` is True when an earlier attempt of the same write
+    may have been applied.
+    """
+
+    def __init__(self, after_lost_response: bool = False) -> None:
+        super().__init__()
+        self.after_lost_response = after_lost_response
+
+
+class _NotFoundError(_RejectedError):
     """Internal: the request got 404 / NoSuchKey."""
 
 
-class _ConditionError(Exception):
+class _ConditionError(_RejectedError):
     """Internal: the request got 412 or 409 ConditionalRequestConflict."""
 
 
-def _signal(kind: ErrorKind, operation: str, key: str, exc: Exception) -> Exception:
+def _signal(
+    kind: ErrorKind, operation: str, key: str, exc: Exception, after_lost_response: bool
+) -> Exception:
     if kind is ErrorKind.NOT_FOUND:
-        return _NotFoundError()
+        return _NotFoundError(after_lost_response)
     if kind is ErrorKind.PRECONDITION:
-        return _ConditionError()
+        return _ConditionError(after_lost_response)
     return StoreError(f"{operation} of {key!r} failed: {describe(exc)}", key=key)
+
+
+def _condition_failed(
+    exc: _RejectedError, operation: str, key: str, failed_state: str
+) -> StoreError:
+    """Build the error of a conditional write whose condition failed."""
+    if exc.after_lost_response:
+        return AmbiguousWrite(
+            f"{operation} of {key!r}: the response of an earlier attempt was lost and the "
+            f"retry found the object {failed_state}; the earlier attempt may have been "
+            "applied, so read the object to check",
+            key=key,
+        )
+    return PreconditionFailed(f"object {key!r} {failed_state}", key=key)
 
 
 def _normalise_prefix(prefix: str) -> str:
