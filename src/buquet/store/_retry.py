@@ -38,6 +38,9 @@ _TRANSIENT_CODES = frozenset(
 )
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# The server rejected the request's SigV4 timestamp. Retrying signs the same way
+# and fails again, so the caller gets an error that names the clock instead.
+CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed"})
 # Transport errors raised after the request may have reached the server.
 _AFTER_SEND_TRANSPORT_ERRORS = (
     ConnectionClosedError,
@@ -98,7 +101,7 @@ def _classify_client_error(error: ClientError) -> ErrorKind:
         return ErrorKind.PRECONDITION
     if code == "ConditionalRequestConflict":
         return ErrorKind.PRECONDITION
-    if code == "NoSuchBucket":
+    if code == "NoSuchBucket" or code in CLOCK_SKEW_CODES:
         return ErrorKind.FATAL
     if status == 404 or code in _NOT_FOUND_CODES:
         return ErrorKind.NOT_FOUND
@@ -116,6 +119,18 @@ def describe(error: BaseException) -> str:
     if isinstance(error, BotoCoreError):
         return f"{type(error).__name__}: {error}"
     return type(error).__name__
+
+
+def advice(error: BaseException) -> str:
+    """Return what to do about an error whose code has one known cause, else ``""``."""
+    if not isinstance(error, ClientError):
+        return ""
+    if error.response.get("Error", {}).get("Code") in CLOCK_SKEW_CODES:
+        return (
+            ": this machine's clock differs from the S3 server's clock by more than the "
+            "server accepts for signed requests, so fix the clock with NTP"
+        )
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from buquet.store._clock import ServerClock
 from buquet.store._retry import (
     ErrorKind,
     RetryPolicy,
+    advice,
     classify,
     describe,
     may_have_been_applied,
@@ -344,7 +345,7 @@ def _signal(
         return _NotFoundError(after_lost_response)
     if kind is ErrorKind.PRECONDITION:
         return _ConditionError(after_lost_response)
-    return StoreError(f"{operation} of {key!r} failed: {describe(exc)}", key=key)
+    return StoreError(f"{operation} of {key!r} failed: {describe(exc)}{advice(exc)}", key=key)
 
 
 def _condition_failed(
