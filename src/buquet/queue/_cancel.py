@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from buquet.errors import InvalidTransition, PreconditionFailed, StoreError, TaskNotFound
+from buquet.errors import (
+    AmbiguousWrite,
+    InvalidTransition,
+    PreconditionFailed,
+    StoreError,
+    TaskNotFound,
+)
 from buquet.queue._io import TaskIO, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
 
@@ -30,7 +36,9 @@ def cancel(io: TaskIO, task_id: str) -> Task:
             return task
         try:
             io.replace(changed, etag)
-        except PreconditionFailed:
+        except (PreconditionFailed, AmbiguousWrite):
+            # Read again: a lost response may hide a write that was applied, and then
+            # the task is already cancelled or has cancel_requested set.
             continue
         if changed.status is TaskStatus.CANCELLED:
             io.delete_hint(ready_hint_key(task))

@@ -130,7 +130,8 @@ def _cancel_pending(io: TaskIO, task: Task, etag: str, hint: ReadyHint, now: dt.
     cancelled = task.model_copy(update={"status": TaskStatus.CANCELLED, "finished_at": now})
     try:
         io.replace(stamp(cancelled, now), etag)
-    except PreconditionFailed:
+    except (PreconditionFailed, AmbiguousWrite):
+        # The hint stays, and the next claimer that finds it stale deletes it.
         return
     logger.debug("task %s cancelled before it started", task.id)
     io.delete_hint(hint.key)

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from buquet import _json
-from buquet.errors import InvalidTransition, LeaseLost, PreconditionFailed, StoreError
+from buquet.errors import (
+    AmbiguousWrite,
+    InvalidTransition,
+    LeaseLost,
+    PreconditionFailed,
+    StoreError,
+)
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._io import TaskIO, lease_hint_key, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
@@ -46,7 +52,7 @@ def write_owned(
             before_write(new)
             try:
                 etag = io.replace(new, claimed.etag)
-            except PreconditionFailed:
+            except (PreconditionFailed, AmbiguousWrite):
                 if not _refresh(io, claimed, new):
                     continue
                 return claimed.task
@@ -73,8 +79,8 @@ def _check_running(claimed: ClaimedTask) -> None:
 def _refresh(io: TaskIO, claimed: ClaimedTask, attempted: Task) -> bool:
     """Re-read after a lost CAS; return True if the stored task is our own write.
 
-    A write whose response was lost and was retried by the store shows up
-    here as a conflict with an object equal to ``attempted``.
+    A write whose response was lost shows up here as an ambiguous write or a
+    conflict, with a stored object equal to ``attempted`` when it was applied.
     """
     found = io.read(claimed.task_id)
     if found is not None and found[0] == attempted:

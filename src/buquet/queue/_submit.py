@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buquet import _json, keys
-from buquet.errors import ConfigError, PreconditionFailed, StoreError, TaskConflict
+from buquet.errors import AmbiguousWrite, ConfigError, PreconditionFailed, StoreError, TaskConflict
 from buquet.queue._backoff import Backoff
 from buquet.queue._io import TaskIO
 from buquet.queue._task import Task, TaskStatus
@@ -84,7 +84,21 @@ def submit(io: TaskIO, task: Task) -> Task:
         io.create(task)
     except PreconditionFailed:
         return _existing(io, task)
+    except AmbiguousWrite:
+        return _after_lost_create(io, task)
     logger.debug("submitted task %s of type %s", task.id, task.type)
+    return task
+
+
+def _after_lost_create(io: TaskIO, task: Task) -> Task:
+    """Resolve a create whose response was lost: compare it if stored, else create it again."""
+    if io.read(task.id) is not None:
+        return _existing(io, task)
+    logger.info("create of task %s was not applied; creating it again", task.id)
+    try:
+        io.create(task)
+    except PreconditionFailed:
+        return _existing(io, task)
     return task
 
 
