@@ -11,11 +11,13 @@ from typing import Any
 
 from buquet import _json, keys
 from buquet.errors import (
+    AmbiguousWrite,
     InvalidTransition,
     PreconditionFailed,
     RunConflict,
     RunFailed,
     RunNotFinished,
+    StoreError,
     TaskConflict,
 )
 from buquet.queue import Queue
@@ -25,6 +27,9 @@ from buquet.workflow._engine import Engine
 from buquet.workflow._run import Run, RunStatus, encode_run, finish_run, read_run
 
 logger = logging.getLogger(__name__)
+
+MAX_CREATE_TRIES = 3
+"""Creates of a run object tried while their responses are lost and the run is missing."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,39 @@ class Client:
                 f"run id {run_id!r} is already used by another workflow or input; "
                 f"choose another run id"
             ) from exc
-        try:
-            self.store.create(keys.run_key(run_id), encode_run(run))
-        except PreconditionFailed:
+        if not self._create_run(run):
             return self._existing_run(run)
         logger.info("started run %s of workflow %s", run_id, workflow.name)
         if any(dag.nodes[root].is_map for root in dag.roots()):
             engine.resume(run)
         return run
+
+    def _create_run(self, run: Run) -> bool:
+        """Create the run object; return False when another start created it first.
+
+        A create whose response was lost is this start's own when the stored
+        run has exactly the bytes it wrote, and is written again when the run
+        is missing.
+        """
+        key = keys.run_key(run.id)
+        data = encode_run(run)
+        for _ in range(MAX_CREATE_TRIES):
+            try:
+                self.store.create(key, data)
+            except PreconditionFailed:
+                return False
+            except AmbiguousWrite:
+                logger.info("create of run %s may not have been applied; reading it", run.id)
+                stored = self.store.get(key)
+                if stored is None:
+                    continue
+                return stored.data == data
+            return True
+        raise StoreError(
+            f"create of run {run.id!r} failed {MAX_CREATE_TRIES} times without a response; "
+            "start the run again with the same run id",
+            key=key,
+        )
 
     def _existing_run(self, run: Run) -> Run:
         existing = read_run(self.store, run.id)[0]

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from buquet import _json, keys
-from buquet.errors import PreconditionFailed, RunNotFound, StoreError
+from buquet.errors import AmbiguousWrite, PreconditionFailed, RunNotFound, StoreError
 from buquet.store import ObjectStore
 from buquet.workflow._dag import Dag
 
@@ -58,29 +58,46 @@ def encode_run(run: Run) -> bytes:
 
 def read_run(store: ObjectStore, run_id: str) -> tuple[Run, str]:
     """Read a run and its ETag, or raise RunNotFound."""
+    run, etag, _data = _read_stored_run(store, run_id)
+    return run, etag
+
+
+def _read_stored_run(store: ObjectStore, run_id: str) -> tuple[Run, str, bytes]:
     stored = store.get(keys.run_key(run_id))
     if stored is None:
         raise RunNotFound(run_id)
-    return Run.model_validate_json(stored.data), stored.etag
+    return Run.model_validate_json(stored.data), stored.etag, stored.data
 
 
 def update_run(store: ObjectStore, run_id: str, change: Callable[[Run], Run | None]) -> Run | None:
     """Apply ``change`` with compare-and-swap, retried on conflict.
 
     ``change`` returns the new run, or None to leave the run as it is. Returns
-    the stored run when this call changed it, else None.
+    the stored run when this call changed it, else None. A write whose
+    response was lost counts as this call's change when the run read next is
+    the one it wrote.
     """
+    lost: bytes | None = None
     for _ in range(MAX_UPDATE_TRIES):
-        run, etag = read_run(store, run_id)
+        run, etag, stored_data = _read_stored_run(store, run_id)
+        if lost is not None and stored_data == lost:
+            logger.debug("update of run %s was applied although its response was lost", run_id)
+            return run
         updated = change(run.model_copy(deep=True))
         if updated is None:
             return None
         updated.version = run.version + 1
         updated.updated_at = store.now()
+        data = encode_run(updated)
+        lost = None
         try:
-            store.replace(keys.run_key(run_id), encode_run(updated), etag)
+            store.replace(keys.run_key(run_id), data, etag)
         except PreconditionFailed:
             logger.debug("run %s changed while updating it; reading it again", run_id)
+            continue
+        except AmbiguousWrite:
+            logger.info("update of run %s may not have been applied; reading it again", run_id)
+            lost = data
             continue
         return updated
     raise StoreError(
