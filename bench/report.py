@@ -1,0 +1,83 @@
+"""The results table, the JSON file, and the check against bench/targets.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+TARGETS_FILE = Path(__file__).with_name("targets.toml")
+
+Results = dict[str, dict[str, dict[str, Any]]]
+"""system/store -> workload -> measurements, e.g. results["buquet/seaweedfs"]["W1"]."""
+
+
+def _latency(entry: dict[str, Any], field: str) -> Any:
+    block = entry.get("latency_to_last_step_end") or entry.get("latency") or {}
+    return block.get(field, "")
+
+
+def _cells(entry: dict[str, Any]) -> list[str]:
+    if "error" in entry or "not_available" in entry:
+        note = entry.get("error") or f"not available: {entry['not_available']}"
+        return ["", "", "", "", "", "", "", str(note)[:70]]
+    per_unit = entry.get("requests_per_unit", {}).get("total", "")
+    conflicts = sum(entry.get("conflicts", {}).values()) if "conflicts" in entry else ""
+    notes = []
+    if "completed" in entry and not entry["completed"]:
+        notes.append("did not complete")
+    if "requests_per_min" in entry:
+        notes.append(f"{entry['requests_per_min']} req/min idle")
+        notes.append(f"first step after {entry['first_step_delay_ms']} ms")
+    if "ratio_to_direct" in entry:
+        notes.append(f"direct {entry['direct_s']} s, ratio {entry['ratio_to_direct']}")
+    if "latency_seen_by_poll" in entry:
+        notes.append(f"by poll p50 {entry['latency_seen_by_poll']['p50_ms']} ms")
+    return [
+        str(entry.get("wall_s", "")), str(entry.get("throughput_per_s", "")),
+        str(_latency(entry, "p50_ms")), str(_latency(entry, "p95_ms")), str(per_unit),
+        str(conflicts), str(entry.get("peak_rss_mib", "")), "; ".join(notes),
+    ]  # fmt: skip
+
+
+def render(results: Results, console: Console) -> None:
+    """Print one row per system, store and workload."""
+    table = Table(title="buquet benchmarks")
+    for column in ("system/store", "workload", "wall s", "per s", "p50 ms", "p95 ms",
+                   "req/unit", "conflicts", "RSS MiB", "notes"):  # fmt: skip
+        table.add_column(column)
+    for system, workloads in results.items():
+        for workload, entry in workloads.items():
+            table.add_row(system, workload, *_cells(entry))
+    console.print(table)
+
+
+def _value(results: Results, path: str) -> Any:
+    """Look up ``system/store:workload:field.field`` in the results; None when missing."""
+    system, workload, fields = path.split(":")
+    value: Any = results.get(system, {}).get(workload)
+    for name in fields.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+def check(results: Results, targets_file: Path = TARGETS_FILE) -> list[str]:
+    """Return a line for each target in ``targets_file`` that the results miss."""
+    targets = tomllib.loads(targets_file.read_text(encoding="utf-8"))["target"]
+    missed = []
+    for target in targets:
+        value = _value(results, target["measure"])
+        if value is None:
+            missed.append(f"{target['name']}: not measured ({target['measure']})")
+            continue
+        limit = target.get("max", target.get("min"))
+        ok = value <= target["max"] if "max" in target else value >= target["min"]
+        if not ok:
+            bound = "<=" if "max" in target else ">="
+            missed.append(f"{target['name']}: measured {value}, target {bound} {limit}")
+    return missed
