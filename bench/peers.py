@@ -58,6 +58,13 @@ def with_server(
         return {"W1": {"not_available": f"{server.__name__}: {error}"}}
 
 
+def run_orig(seaweed: servers.Seaweed, logs: dict[str, str], sizes: Sizes) -> dict[str, Any]:
+    """Run buquet 0.1.0 on a SeaweedFS bucket with versioning, which it requires."""
+    servers.enable_versioning(seaweed)
+    env = {**logs, **seaweed.environment(), "S3_BUCKET": servers.S3_BUCKET}
+    return run_script("buquet-orig", "buquet_orig_peer.py", env, sizes)
+
+
 def run_peers(workdir: Path, sizes: Sizes) -> dict[str, dict[str, Any]]:
     """Run Celery, DBOS and buquet 0.1.0 in turn, each against its own server."""
     logs = {"BENCH_LOG_DIR": str(workdir)}
@@ -77,9 +84,6 @@ def run_peers(workdir: Path, sizes: Sizes) -> dict[str, dict[str, Any]]:
     logger.info("peer buquet 0.1.0")
     results["buquet-0.1.0/seaweedfs"] = with_server(
         servers.seaweedfs, workdir / "seaweedfs-orig",
-        lambda seaweed: run_script(
-            "buquet-orig", "buquet_orig_peer.py",
-            {**logs, **seaweed.environment(), "S3_BUCKET": servers.S3_BUCKET}, sizes,
-        ),
+        lambda seaweed: run_orig(seaweed, logs, sizes),
     )  # fmt: skip
     return results

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -111,8 +112,9 @@ class Seaweed:
         }
 
 
-def _s3_ready(seaweed: Seaweed) -> Callable[[], bool]:
-    client = boto3.client(
+def s3_client(seaweed: Seaweed) -> Any:
+    """Return a boto3 S3 client for the server, without retries."""
+    return boto3.client(
         "s3",
         endpoint_url=seaweed.endpoint,
         aws_access_key_id=S3_ACCESS_KEY,
@@ -120,6 +122,17 @@ def _s3_ready(seaweed: Seaweed) -> Callable[[], bool]:
         region_name=S3_REGION,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
+
+
+def enable_versioning(seaweed: Seaweed) -> None:
+    """Turn on versioning of the bench bucket, which buquet 0.1.0 requires."""
+    s3_client(seaweed).put_bucket_versioning(
+        Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+
+
+def _s3_ready(seaweed: Seaweed) -> Callable[[], bool]:
+    client = s3_client(seaweed)
 
     def ready() -> bool:
         try:
