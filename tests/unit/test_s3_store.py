@@ -27,6 +27,7 @@ from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, Stor
 from buquet.store import RetryPolicy, S3Store
 from buquet.store._clock import ServerClock
 from buquet.store._retry import ErrorKind, classify
+from buquet.store._s3 import make_client
 
 BUCKET = "unit-bucket"
 ETAG = '"0123456789abcdef0123456789abcdef"'
@@ -573,3 +574,19 @@ def test_lost_then_success_returns_etag() -> None:
     store, _ = _scripted_store([_lost(), {"ETag": ETAG, "ResponseMetadata": {"HTTPHeaders": {}}}])
 
     assert store.create("a", b"1") == ETAG
+
+
+def test_make_client_single_attempt() -> None:
+    client = make_client("http://127.0.0.1:9", None, max_pool_connections=4)
+
+    assert client.meta.config.retries["total_max_attempts"] == 1
+
+
+def test_get_409_is_store_error(store: S3Store, stubber: Stubber) -> None:
+    _error(stubber, "get_object", "ConditionalRequestConflict", 409)
+
+    with pytest.raises(StoreError) as caught:
+        store.get("a")
+
+    assert not isinstance(caught.value, PreconditionFailed)
+    assert "ConditionalRequestConflict" in str(caught.value)

@@ -59,7 +59,9 @@ def make_client(
     """Create an S3 client with botocore's retries off and path-style addressing
     for custom endpoints. Credentials come from the usual boto3 chain."""
     config = Config(
-        retries={"max_attempts": 1, "mode": "standard"},
+        # total_max_attempts counts the first request. botocore reads "max_attempts"
+        # as retries after it, and a hidden retry would hide a lost response.
+        retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=max_pool_connections,
         connect_timeout=5,
         read_timeout=30,
@@ -143,6 +145,11 @@ class S3Store:
             data, etag = self._call("GetObject", key, read)
         except _NotFoundError:
             return None
+        except _ConditionError as exc:
+            cause = exc.__cause__
+            raise StoreError(
+                f"GetObject of {key!r} failed: {describe(cause or exc)}", key=key
+            ) from cause
         return StoredObject(key, data, etag)
 
     def create(self, key: str, data: bytes) -> str:
