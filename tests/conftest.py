@@ -26,7 +26,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from buquet.store import LocalStore, MemoryStore, ObjectStore, S3Store
+from buquet.store import LocalStore, MemoryStore, ObjectStore, RetryPolicy, S3Store
+from faultproxy import FaultProxy, FaultyS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,6 +39,9 @@ BUCKET = "buquet-test"
 ACCESS_KEY = "buquet-test-key"
 SECRET_KEY = "buquet-test-secret"
 REGION = "us-east-1"
+# Retries of stores behind the fault proxy: as many attempts as the default
+# policy, with short waits so that fault bursts cost little test time.
+PROXY_RETRY = RetryPolicy(max_attempts=8, base_seconds=0.01, cap_seconds=0.2)
 STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 # weed mini opens these HTTP ports, and a gRPC port at each one plus 10000.
@@ -58,15 +62,21 @@ class SeaweedServer:
     secret_key: str
     region: str
 
-    def client(self) -> S3Client:
-        """Create a boto3 S3 client for this server."""
+    def client(self, endpoint: str | None = None) -> S3Client:
+        """Create a boto3 S3 client for this server, or for a proxy at ``endpoint``."""
         return boto3.client(
             "s3",
-            endpoint_url=self.endpoint,
+            endpoint_url=endpoint or self.endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+                max_pool_connections=32,
+            ),
         )
 
     def store(self, prefix: str) -> S3Store:
@@ -237,3 +247,26 @@ def s3_store_url(
     monkeypatch.setenv("AWS_REGION", seaweedfs.region)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return f"s3://{seaweedfs.bucket}/{_unique_prefix(request)}"
+
+
+@pytest.fixture
+def faulty_s3(seaweedfs: SeaweedServer, request: pytest.FixtureRequest) -> Iterator[FaultyS3]:
+    """S3 stores on a unique prefix, reached through a fault proxy; set rules on ``.proxy``.
+
+    The proxy starts without rules, and is stopped after the stores are closed.
+    """
+    prefix = _unique_prefix(request)
+    opened: list[S3Store] = []
+    with FaultProxy(seaweedfs.endpoint, seed=0) as proxy:
+
+        def open_store() -> S3Store:
+            client = seaweedfs.client(proxy.endpoint)
+            store = S3Store(seaweedfs.bucket, prefix, client=client, retry=PROXY_RETRY)
+            opened.append(store)
+            return store
+
+        try:
+            yield FaultyS3(proxy, seaweedfs.bucket, prefix, open_store, open_store())
+        finally:
+            for store in opened:
+                store.close()
