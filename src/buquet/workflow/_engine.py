@@ -202,7 +202,15 @@ class Engine:
             self._finish_if_complete(run)
 
     def resume(self, run: Run) -> None:
-        """Submit every node whose dependencies are done, and finish the run if complete."""
+        """Submit every node whose dependencies are done, and finish the run if complete.
+
+        Does nothing when the stored run has already finished, so that a
+        cancelled run gets no new steps.
+        """
+        status = read_run(self.store, run.id)[0].status
+        if status is not RunStatus.RUNNING:
+            logger.info("run %s is %s; not resuming it", run.id, status)
+            return
         for node in run.dag.nodes.values():
             if self._is_done(run.id, node.name):
                 continue
