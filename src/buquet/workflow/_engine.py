@@ -71,6 +71,10 @@ class Engine:
         if ref.node == FAILURE_NODE:
             return self._execute_failure_handler(run)
         if run.status is not RunStatus.RUNNING:
+            if run.status is RunStatus.CANCELLED:
+                # Queue.fail records a task whose cancellation was requested as
+                # cancelled, so this step task ends cancelled instead of failed.
+                self.queue.cancel(ctx.task_id)
             raise NonRetryableError(f"run {ref.run!r} is {run.status}; step {ref.node!r} skipped")
         node = run.dag.nodes[ref.node]
         step = self._step(run, node.step)
