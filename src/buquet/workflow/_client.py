@@ -140,9 +140,17 @@ class Client:
         return runs if limit is None else runs[:limit]
 
     def cancel(self, run_id: str) -> Run:
-        """Cancel a run: no new step starts, and running steps see the request."""
+        """Cancel a run: no new step starts, and running steps see the request.
+
+        A run that already succeeded or failed is returned unchanged, and its
+        tasks (such as a pending failure handler) are left alone.
+        """
         run_id = keys.check_run_id(run_id)
         finish_run(self.store, run_id, RunStatus.CANCELLED, error="cancelled by request")
+        run = self.get(run_id)
+        if run.status is not RunStatus.CANCELLED:
+            logger.info("run %s is already %s; nothing to cancel", run_id, run.status)
+            return run
         for key in iter_keys(self.store, keys.run_tasks_prefix(run_id)):
             try:
                 self.queue.cancel(keys.task_id_from_key(key))
