@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from buquet import keys
-from buquet.errors import TaskNotFound
+from buquet.errors import NonRetryableError, TaskNotFound
 from buquet.queue import Queue, Task, TaskStatus, Worker
 from buquet.store import ObjectStore
 from buquet.workflow import (
@@ -27,6 +27,7 @@ from buquet.workflow import (
     step_context,
     workflow,
 )
+from buquet.workflow._engine import FAILURE_NODE
 
 WAIT_LIMIT_SECONDS = 30.0
 """Bound of every wait in this module; reaching it fails the test."""
@@ -262,3 +263,53 @@ def test_late_dependent_never_runs(
     assert executions["first_step"] == 0
     assert executions["second_step"] == 0
     assert client.get(run.id).status is RunStatus.CANCELLED
+
+
+@step
+def broken_step(value: int) -> int:
+    record("broken_step")
+    raise NonRetryableError(f"step broken_step failed on purpose for {value}")
+
+
+@step
+def after_broken(value: int) -> int:
+    record("after_broken")
+    return value
+
+
+@step
+def note_failure(failure: dict[str, object]) -> None:
+    record("note_failure")
+
+
+@workflow(name="cancel_failing_flow", on_failure=note_failure)
+def cancel_failing_flow(value: int) -> int:
+    return after_broken(broken_step(value))
+
+
+def test_cancel_failed_run_keeps_handler(
+    store: ObjectStore, start_worker: Callable[..., threading.Thread]
+) -> None:
+    """Cancelling a run that already failed changes nothing, and its failure handler still runs."""
+    client = Client(store)
+    run = client.start(cancel_failing_flow, {"value": 3})
+    claimed = client.queue.claim([cancel_failing_flow.task_type], "manual-worker")
+    assert claimed is not None
+    failed = client.queue.fail(claimed, "failed on purpose", retryable=False)
+    Engine(Queue(store), {cancel_failing_flow.name: cancel_failing_flow}).on_settled(failed)
+    handler_id = keys.step_task_id(run.id, FAILURE_NODE)
+
+    returned = client.cancel(run.id)
+    handler_after_cancel = client.queue.get(handler_id)
+    start_worker(cancel_failing_flow)
+    wait_until(
+        lambda: client.queue.get(handler_id).status.is_terminal, "the end of the failure handler"
+    )
+
+    assert returned.status is RunStatus.FAILED
+    assert client.get(run.id).status is RunStatus.FAILED
+    assert handler_after_cancel.status is TaskStatus.PENDING
+    assert handler_after_cancel.cancel_requested is False
+    assert client.queue.get(handler_id).status is TaskStatus.SUCCEEDED
+    assert executions["note_failure"] == 1
+    assert executions["after_broken"] == 0
