@@ -1,4 +1,4 @@
-"""Cancelling a run holds: running steps see it, and no later step of the run ever runs.
+"""Cancelling a run holds: running steps see it, and steps that had not started never run.
 
 The request is stored in the bucket (the run is cancelled, its pending tasks are
 cancelled and its running tasks get ``cancel_requested``), so it holds for
@@ -35,6 +35,8 @@ POLL_SECONDS = 0.02
 LEASE = "3s"
 """Short, so that the lease keeper renews the lease, and reads the task, every second."""
 IDLE_EXIT_SECONDS = 1.0
+DEAD_LEASE = "0.5s"
+"""Lease of a claim whose worker never renews it."""
 
 executions: Counter[str] = Counter()
 seen_cancel: dict[str, bool] = {}
@@ -262,6 +264,36 @@ def test_late_dependent_never_runs(
     assert second.status is TaskStatus.CANCELLED
     assert executions["first_step"] == 0
     assert executions["second_step"] == 0
+    assert client.get(run.id).status is RunStatus.CANCELLED
+
+
+def test_cancel_outlives_dead_worker(
+    store: ObjectStore, start_worker: Callable[..., threading.Thread]
+) -> None:
+    """A step whose worker died holding it is requeued by the sweeper, then cancelled, not run."""
+    client = Client(store)
+    run = client.start(cancel_chain_flow, {"value": 5})
+    claimed = client.queue.claim([cancel_chain_flow.task_type], "dead-worker", lease=DEAD_LEASE)
+    assert claimed is not None
+    first_id = keys.step_task_id(run.id, "first_step")
+    assert claimed.task_id == first_id
+
+    client.cancel(run.id)
+    requested = client.queue.get(first_id)
+    expires = requested.lease_expires_at
+    assert expires is not None
+    wait_until(lambda: store.now() > expires, "the end of the dead worker's lease")
+    report = client.queue.sweep()
+    worker = start_worker(cancel_chain_flow, idle_exit=IDLE_EXIT_SECONDS)
+    worker.join(WAIT_LIMIT_SECONDS)
+
+    assert not worker.is_alive()
+    assert requested.status is TaskStatus.RUNNING
+    assert requested.cancel_requested
+    assert report.requeued == 1
+    assert client.queue.get(first_id).status is TaskStatus.CANCELLED
+    assert executions["first_step"] == 0
+    assert find_task(client.queue, keys.step_task_id(run.id, "second_step")) is None
     assert client.get(run.id).status is RunStatus.CANCELLED
 
 
