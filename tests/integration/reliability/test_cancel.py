@@ -128,11 +128,11 @@ def cancel_chain_flow(value: int) -> int:
     return second_step(first_step(value))
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
+def wait_until(condition: Callable[[], bool], description: str) -> None:
     deadline = time.monotonic() + WAIT_LIMIT_SECONDS
     while not condition():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} did not happen within {WAIT_LIMIT_SECONDS} s")
+            raise AssertionError(f"{description} did not happen within {WAIT_LIMIT_SECONDS} s")
         time.sleep(POLL_SECONDS)
 
 
