@@ -35,8 +35,16 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and short idle times")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", default=",".join(sorted(WORKLOADS)), help="e.g. W1,W2")
-    parser.add_argument("--stores", default="local,seaweedfs", help="local, seaweedfs or both")
+    parser.add_argument(
+        "--only",
+        default=",".join(sorted(WORKLOADS)),
+        help="workloads to run, comma-separated, e.g. W1,W2",
+    )
+    parser.add_argument(
+        "--stores",
+        default="local,seaweedfs",
+        help="stores for buquet, comma-separated: local, seaweedfs",
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip Celery, DBOS, buquet 0.1.0")
     return parser.parse_args()
 
@@ -69,7 +77,8 @@ def main() -> int:
         results[f"buquet/{store}"] = run_buquet(store, workdir, sizes, only)
     if not arguments.no_peers:
         results.update(peers.run_peers(workdir, sizes))
-    console = Console()
+    # A wide console keeps the table readable when the output goes to a file.
+    console = Console(width=None if sys.stdout.isatty() else 180)
     report.render(results, console)
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -1,8 +1,8 @@
 """Task handlers and workflows that the benchmark workers run.
 
-Step bodies record ``time.time()`` so that end-to-end latency can be taken
-from the steps themselves; the workers and the harness share one machine
-and so one clock.
+Step bodies record ``time.time()``, so end-to-end latency can be taken from
+the steps themselves. The workers and the harness share one machine and so
+one clock.
 """
 
 from __future__ import annotations

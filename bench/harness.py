@@ -28,7 +28,7 @@ WORKER_STOP_TIMEOUT = 45.0
 
 @dataclass
 class Target:
-    """Where the buquet workloads store their objects: a directory or a SeaweedFS bucket."""
+    """The store location of the buquet workloads: a directory or a SeaweedFS bucket."""
 
     name: str
     workdir: Path

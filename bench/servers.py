@@ -173,6 +173,7 @@ def seaweedfs(workdir: Path) -> Iterator[Seaweed]:
 def redis(workdir: Path) -> Iterator[str]:
     """Run redis-server on 127.0.0.1 without persistence; yield its URL."""
     binary = require("redis-server")
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port(set())
     command = [
         binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -1,8 +1,7 @@
 """W1, W2 and W4 on Celery 5 with a Redis broker and result backend.
 
-Run by the harness as ``python celery_peer.py W1_TASKS W2_RUNS W4_ITEMS``, with
-``BENCH_REDIS_URL`` set,
-in bench/.peers/celery. The module is also the Celery app that the worker
+The harness runs ``python celery_peer.py W1_TASKS W2_RUNS W4_ITEMS`` in
+bench/.peers/celery with ``BENCH_REDIS_URL`` set. The module is also the Celery app that the worker
 processes load (``celery -A celery_peer worker``).
 """
 

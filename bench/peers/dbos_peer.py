@@ -1,8 +1,7 @@
 """W1, W2 and W4 on DBOS 3 with PostgreSQL as its system database.
 
-Run by the harness as ``python dbos_peer.py W1_TASKS W2_RUNS W4_ITEMS``, with
-``BENCH_PG_URL`` set,
-in bench/.peers/dbos. With ``--worker`` the script is one worker process: it
+The harness runs ``python dbos_peer.py W1_TASKS W2_RUNS W4_ITEMS`` in
+bench/.peers/dbos with ``BENCH_PG_URL`` set. With ``--worker`` the script is one worker process: it
 launches DBOS, which dequeues workflows from the queue, until SIGTERM.
 Queue items are workflows, so W1 enqueues no-op workflows.
 """
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import peer_common
+import psycopg
 from dbos import DBOS, DBOSClient, DBOSConfig
 
 PG_URL = os.environ.get("BENCH_PG_URL", "")
@@ -76,8 +76,17 @@ def workers(count: int, log: Path) -> list[Any]:
         peer_common.start([sys.executable, "dbos_peer.py", "--worker"], env, log)
         for _ in range(count)
     ]
-    time.sleep(3.0)  # NOTE: fixed wait for DBOS.launch(); no readiness signal is read.
+    peer_common.wait_until(schema_ready, 60, 0.2)
+    # NOTE: the queue is registered just after the schema exists; this wait is a guess.
+    time.sleep(1.0)
     return processes
+
+
+def schema_ready() -> bool:
+    """Return whether a worker has created the DBOS system tables."""
+    with psycopg.connect(PG_URL) as connection:
+        row = connection.execute("select to_regclass('dbos.workflow_status')").fetchone()
+    return row is not None and row[0] is not None
 
 
 def enqueue(client: DBOSClient, name: str, *args: Any) -> Any:
