@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``.
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s soak``.
 
 The sessions run in the current environment (``venv_backend="none"``), so
 install the project first: ``pip install -e '.[dev]'``.
@@ -30,6 +30,16 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """Type-check the package with mypy in strict mode."""
     session.run("mypy")
+
+
+@nox.session(venv_backend="none")
+def soak(session: nox.Session) -> None:
+    """Run the chaos soak on SeaweedFS; extra arguments go to bench/soak.py.
+
+    Not a default session: with its defaults it runs for more than 10 minutes.
+    A short version: ``nox -s soak -- --workers 2 --runs 20 --minutes 1``.
+    """
+    session.run("python", "bench/soak.py", *session.posargs)
 
 
 PEERS = {
