@@ -1,0 +1,484 @@
+"""A worker stopped right after any one of its writes: a fresh worker finishes the run.
+
+Each case runs a workflow with an in-process worker on a CrashingStore,
+which applies the chosen write and then stops that worker: the writing
+thread gets SimulatedCrash and every later call of the worker fails. The
+store clock then jumps past every lease, and a fresh worker on the same
+MemoryStore must finish the run: the right result, every step task once,
+each visible result from the attempt that wrote it, and no hint left.
+
+The crash points of the chain, fan-out and retry workflows are every
+write their run makes. ``test_crash_table_complete`` records a run without
+a crash and checks the tables against it. Lease renewal and cancellation
+get chosen writes, because their count depends on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from crash_support import CrashingStore, CrashPoint, ShiftedClock, SimulatedCrash, crash_points
+
+from buquet import keys
+from buquet.errors import NonRetryableError
+from buquet.queue import Backoff, Queue, Task, TaskStatus, Worker
+from buquet.store import MemoryStore, ObjectStore
+from buquet.workflow import Client, Run, RunStatus, Workflow, attach_workflows, step, step_context
+from buquet.workflow import workflow as workflow_decorator
+
+RUN_ID = "crash"
+WAIT_SECONDS = 10.0
+"""Bound on each wait: for the crash, for the run to finish, for the hints to go."""
+LEASE_JUMP_SECONDS = 120.0
+"""Store-clock jump after the crash: past every lease the crashed worker held."""
+RENEWAL_LEASE = "1.5s"
+"""Lease of the renewal and cancel cases: due for renewal every 0.5 s.
+
+The lease keeper checks idle slots once a second, so the first renewal comes
+0.5 s to 1 s after the claim."""
+SLOW_STEP_SECONDS = 1.5
+"""Long enough for the first renewal of a RENEWAL_LEASE."""
+
+
+# Steps ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One call of a step body: the task, its attempt and the tag put on its result."""
+
+    task_id: str
+    attempt: int
+    tag: str
+
+
+executions: list[Execution] = []
+executions_lock = threading.Lock()
+
+
+def tagged(value: Any, inputs: list[str]) -> dict[str, Any]:
+    """Record this step attempt and return ``value`` with a tag unique to the attempt."""
+    context = step_context()
+    tag = uuid.uuid4().hex
+    with executions_lock:
+        executions.append(Execution(context.task.task_id, context.attempt, tag))
+    return {"value": value, "tag": tag, "inputs": inputs}
+
+
+@step(retries=3)
+def first(start: int) -> dict[str, Any]:
+    return tagged(start + 1, [])
+
+
+@step(retries=3)
+def double(previous: dict[str, Any]) -> dict[str, Any]:
+    return tagged(previous["value"] * 2, [previous["tag"]])
+
+
+@step(retries=3)
+def add_three(previous: dict[str, Any]) -> dict[str, Any]:
+    return tagged(previous["value"] + 3, [previous["tag"]])
+
+
+@workflow_decorator
+def chain(start: int) -> dict[str, Any]:
+    return add_three(double(first(start)))
+
+
+@step(retries=3)
+def numbers(count: int) -> list[dict[str, Any]]:
+    tag = tagged(None, [])["tag"]
+    return [{"value": value, "tag": tag} for value in range(count)]
+
+
+@step(retries=3)
+def square(item: dict[str, Any]) -> dict[str, Any]:
+    return tagged(item["value"] ** 2, [item["tag"]])
+
+
+@step(retries=3)
+def total(squares: list[dict[str, Any]]) -> dict[str, Any]:
+    return tagged(sum(square["value"] for square in squares), [s["tag"] for s in squares])
+
+
+@workflow_decorator
+def fan_out(count: int) -> dict[str, Any]:
+    return total(square.map(numbers(count)))
+
+
+@step(retries=3, backoff=Backoff(base=0.01, jitter=False))
+def flaky(start: int) -> dict[str, Any]:
+    if step_context().attempt == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    return tagged(start * 10, [])
+
+
+@workflow_decorator
+def retried(start: int) -> dict[str, Any]:
+    return add_three(flaky(start))
+
+
+@step(retries=3)
+def slow(start: int) -> dict[str, Any]:
+    time.sleep(SLOW_STEP_SECONDS)
+    return tagged(start + 5, [])
+
+
+@workflow_decorator
+def renewed(start: int) -> dict[str, Any]:
+    return double(slow(start))
+
+
+cancellable_started = threading.Event()
+
+
+@step(retries=3)
+def until_cancelled(start: int) -> dict[str, Any]:
+    cancellable_started.set()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not step_context().cancel_requested:
+        if time.monotonic() > deadline:
+            raise NonRetryableError("the run was not cancelled in time")
+        time.sleep(0.01)
+    raise RuntimeError("stopped: the run was cancelled")
+
+
+@workflow_decorator
+def cancelled(start: int) -> dict[str, Any]:
+    return double(until_cancelled(start))
+
+
+ALL_WORKFLOWS = [chain, fan_out, retried, renewed, cancelled]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A workflow, its input, and the value and step tasks of a successful run."""
+
+    flow: Workflow[..., Any]
+    input: dict[str, Any]
+    value: int
+    task_ids: frozenset[str]
+
+
+def task_ids(*names: str) -> frozenset[str]:
+    """Return the step task ids of ``names``, where ``name[n]`` means n map items."""
+    found = set()
+    for name in names:
+        node, _, width = name.partition("[")
+        if not width:
+            found.add(keys.step_task_id(RUN_ID, node))
+            continue
+        for index in range(int(width.rstrip("]"))):
+            found.add(keys.step_task_id(RUN_ID, node, index))
+    return frozenset(found)
+
+
+CHAIN = Case(chain, {"start": 1}, 7, task_ids("first", "double", "add_three"))
+FAN_OUT = Case(fan_out, {"count": 5}, 30, task_ids("numbers", "square[5]", "total"))
+RETRIED = Case(retried, {"start": 4}, 43, task_ids("flaky", "add_three"))
+RENEWED = Case(renewed, {"start": 1}, 12, task_ids("slow", "double"))
+
+
+# Workers ----------------------------------------------------------------------
+
+
+class WorkerThread:
+    """A Worker running in a thread of the test, with fast polling and sweeps."""
+
+    def __init__(self, store: ObjectStore, lease: str) -> None:
+        self.worker = Worker(
+            store,
+            concurrency=1,
+            lease=lease,
+            poll_min="2ms",
+            poll_max="20ms",
+            sweep_interval="20ms",
+            grace="10ms",
+        )
+        attach_workflows(self.worker, ALL_WORKFLOWS)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(stop_event=self.stop_event)
+        except SimulatedCrash:
+            return
+
+    def start(self) -> None:
+        """Start the worker's thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the worker and wait for its thread, failing the test when it does not end."""
+        self.stop_event.set()
+        self.thread.join(WAIT_SECONDS)
+        assert not self.thread.is_alive(), "the worker did not stop"
+
+
+@pytest.fixture(autouse=True)
+def crash_hook() -> Iterator[None]:
+    """Let SimulatedCrash end a worker thread quietly, and pass other thread errors on."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not None and issubclass(args.exc_type, SimulatedCrash):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    executions.clear()
+    cancellable_started.clear()
+    yield
+    threading.excepthook = previous
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` for up to WAIT_SECONDS and return whether it came true."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def hints_left(store: MemoryStore) -> list[str]:
+    """Every ready and lease hint in ``store``."""
+    found = []
+    for prefix in (keys.READY, keys.LEASES):
+        found.extend(store.list_page(prefix, "", 10_000).keys)
+    return found
+
+
+def finished(client: Client, store: MemoryStore) -> bool:
+    """Check whether the run is finished and no hint is left."""
+    return client.get(RUN_ID).status.is_terminal and not hints_left(store)
+
+
+@dataclass
+class Outcome:
+    """What a run left in the store, read after the fresh worker stopped."""
+
+    run: Run
+    tasks: dict[str, Task]
+    hints: list[str]
+    done_markers: list[str]
+    labels: list[str]
+
+
+def read_outcome(store: MemoryStore, labels: list[str]) -> Outcome:
+    """Read the run, its step tasks, the hints left and its node done markers."""
+    queue = Queue(store)
+    task_keys = store.list_page(keys.run_tasks_prefix(RUN_ID), "", 10_000).keys
+    tasks = {keys.task_id_from_key(key): queue.get(keys.task_id_from_key(key)) for key in task_keys}
+    markers = [
+        key
+        for key in store.list_page(keys.done_prefix(RUN_ID), "", 10_000).keys
+        if key.endswith("/all")
+    ]
+    return Outcome(Client(store).get(RUN_ID), tasks, hints_left(store), markers, labels)
+
+
+def run_to_end(
+    case_flow: Workflow[..., Any],
+    start_input: dict[str, Any],
+    point: CrashPoint | None,
+    *,
+    lease: str = "30s",
+    while_running: Callable[[Client], None] | None = None,
+) -> Outcome:
+    """Run a workflow on a worker that crashes at ``point``, then finish it with a fresh one."""
+    clock = ShiftedClock()
+    memory = MemoryStore(clock=clock)
+    client = Client(memory)
+    client.start(case_flow, start_input, run_id=RUN_ID)
+    crashing = CrashingStore(memory, point)
+    first_worker = WorkerThread(crashing, lease)
+    first_worker.start()
+    try:
+        if while_running is not None:
+            while_running(client)
+        if point is None:
+            wait_until(lambda: finished(client, memory))
+        else:
+            assert crashing.crashed.wait(WAIT_SECONDS), f"no write {point.name}: {crashing.labels}"
+    finally:
+        first_worker.stop()
+    clock.jump(LEASE_JUMP_SECONDS)
+    fresh_worker = WorkerThread(memory, "1h")
+    fresh_worker.start()
+    try:
+        wait_until(lambda: finished(client, memory))
+    finally:
+        fresh_worker.stop()
+    return read_outcome(memory, crashing.labels)
+
+
+def tag_of(result: Any) -> str:
+    """Return the attempt tag of a step result (of its first item, for a list)."""
+    if isinstance(result, list):
+        return str(result[0]["tag"])
+    return str(result["tag"])
+
+
+def assert_converged(case: Case, outcome: Outcome) -> None:
+    """Check that the run succeeded once, with results only from attempts that wrote them."""
+    assert outcome.run.status is RunStatus.SUCCEEDED, outcome.run.error
+    assert outcome.run.result["value"] == case.value
+    assert set(outcome.tasks) == case.task_ids
+    assert outcome.hints == []
+    by_tag = {execution.tag: execution for execution in executions}
+    visible_tags = set()
+    for task_id, task in outcome.tasks.items():
+        assert task.status is TaskStatus.SUCCEEDED, task
+        writer = by_tag.get(tag_of(task.result))
+        assert writer is not None, f"task {task_id}: its result comes from no recorded attempt"
+        assert writer.task_id == task_id
+        assert writer.attempt == task.attempts, f"task {task_id}: result of an older attempt"
+        visible_tags.add(writer.tag)
+    for task in outcome.tasks.values():
+        if isinstance(task.result, dict):
+            assert set(task.result["inputs"]) <= visible_tags, f"{task.id} used a hidden result"
+    assert outcome.run.result["tag"] in visible_tags
+    nodes = {f"{keys.done_prefix(RUN_ID, node)}all" for node in case.flow.dag.nodes}
+    assert sorted(outcome.done_markers) == sorted(nodes)
+
+
+# Crash tables -----------------------------------------------------------------
+
+
+def claim_writes(node: str) -> list[str]:
+    """The writes of a claim: lease hint, task to running, ready hint deleted."""
+    return [
+        f"put lease hint {node}",
+        f"replace task {node} pending->running",
+        f"delete ready hint {node}",
+    ]
+
+
+def submit_writes(node: str) -> list[str]:
+    """The writes that submit a dependent: its ready hint, then its task."""
+    return [f"put ready hint {node}", f"create task {node}"]
+
+
+def step_writes(node: str, settle: list[str], *, marker: str = "node") -> list[str]:
+    """The writes of one successful step: claim, result, done marker, settle, lease hint."""
+    return [
+        *claim_writes(node),
+        f"replace task {node} running->succeeded",
+        f"put done marker {node} {marker}",
+        *settle,
+        f"delete lease hint {node}",
+    ]
+
+
+FINISH_RUN = ["replace run running->succeeded"]
+CHAIN_WRITES = [
+    *step_writes("first", submit_writes("double")),
+    *step_writes("double", submit_writes("add_three")),
+    *step_writes("add_three", FINISH_RUN),
+]
+FAN_OUT_WRITES = [
+    *step_writes("numbers", ["put map width square", *submit_writes("square") * 5]),
+    *step_writes("square", [], marker="item") * 4,
+    *step_writes(
+        "square",
+        ["put done marker square group", "put done marker square node", *submit_writes("total")],
+        marker="item",
+    ),
+    *step_writes("total", FINISH_RUN),
+]
+RETRIED_WRITES = [
+    *claim_writes("flaky"),
+    "put ready hint flaky",
+    "replace task flaky running->pending",
+    "delete lease hint flaky",
+    *step_writes("flaky", submit_writes("add_three")),
+    *step_writes("add_three", FINISH_RUN),
+]
+TABLES = [(CHAIN, CHAIN_WRITES), (FAN_OUT, FAN_OUT_WRITES), (RETRIED, RETRIED_WRITES)]
+
+
+def crash_cases() -> list[Any]:
+    """One pytest parameter per write of each table, with an id naming the write."""
+    return [
+        pytest.param(case, point, id=f"{case.flow.name}:{point.name}")
+        for case, writes in TABLES
+        for point in crash_points(writes)
+    ]
+
+
+# Tests ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("case", "writes"), TABLES, ids=[c.flow.name for c, _w in TABLES])
+def test_crash_table_complete(case: Case, writes: list[str]) -> None:
+    outcome = run_to_end(case.flow, case.input, None)
+
+    assert outcome.labels == writes
+    assert_converged(case, outcome)
+
+
+@pytest.mark.parametrize(("case", "point"), crash_cases())
+def test_crash_point_converges(case: Case, point: CrashPoint) -> None:
+    outcome = run_to_end(case.flow, case.input, point)
+
+    assert outcome.labels[-1] == point.label
+    assert_converged(case, outcome)
+
+
+RENEWAL_POINTS = [
+    CrashPoint("put lease hint slow", 2),
+    CrashPoint("replace task slow running->running", 1),
+    CrashPoint("delete lease hint slow", 1),
+]
+
+
+@pytest.mark.parametrize("point", RENEWAL_POINTS, ids=[point.name for point in RENEWAL_POINTS])
+def test_renewal_crash_converges(point: CrashPoint) -> None:
+    outcome = run_to_end(RENEWED.flow, RENEWED.input, point, lease=RENEWAL_LEASE)
+
+    assert outcome.labels[-1] == point.label
+    assert outcome.labels.count("put lease hint slow") >= 2, "no renewal before the crash"
+    assert_converged(RENEWED, outcome)
+
+
+def cancel_when_running(client: Client) -> None:
+    """Cancel the run once the body of its first step runs.
+
+    Cancelled earlier, the step would be skipped before its body starts,
+    and no lease renewal would carry the cancellation to it.
+    """
+    assert cancellable_started.wait(WAIT_SECONDS), "the first step never started"
+    client.cancel(RUN_ID)
+
+
+CANCEL_POINTS = [
+    CrashPoint("replace task until_cancelled running->running", 1),
+    CrashPoint("replace task until_cancelled running->cancelled", 1),
+    CrashPoint("delete lease hint until_cancelled", 2),
+]
+
+
+@pytest.mark.parametrize("point", CANCEL_POINTS, ids=[point.name for point in CANCEL_POINTS])
+def test_cancel_crash_converges(point: CrashPoint) -> None:
+    outcome = run_to_end(
+        cancelled, {"start": 1}, point, lease=RENEWAL_LEASE, while_running=cancel_when_running
+    )
+    step_task = outcome.tasks.get(keys.step_task_id(RUN_ID, "until_cancelled"))
+
+    assert outcome.labels[-1] == point.label
+    assert "replace task until_cancelled running->running" in outcome.labels
+    assert outcome.run.status is RunStatus.CANCELLED
+    assert set(outcome.tasks) == task_ids("until_cancelled")
+    assert step_task is not None
+    assert step_task.status is TaskStatus.CANCELLED
+    assert outcome.hints == []
