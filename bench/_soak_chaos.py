@@ -46,7 +46,6 @@ class WorkerPool:
     count: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     events: list[ChaosEvent] = field(default_factory=list)
-    started_pids: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         """Start every slot's worker."""
@@ -62,7 +61,6 @@ class WorkerPool:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.started_pids.append(process.pid)
         logger.info("worker slot %d started as pid %d", slot, process.pid)
         return process
 
