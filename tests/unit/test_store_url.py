@@ -215,4 +215,4 @@ def test_open_s3_sizes_pool_for_concurrency(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(small, S3Store)
     assert isinstance(large, S3Store)
     assert small._client.meta.config.max_pool_connections == 32
-    assert large._client.meta.config.max_pool_connections == 108
+    assert large._client.meta.config.max_pool_connections == 124

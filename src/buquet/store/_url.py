@@ -65,7 +65,7 @@ def open_store(url: str | None = None, *, concurrency: int | None = None) -> Obj
 
 
 DEFAULT_POOL_CONNECTIONS = 32
-POOL_HEADROOM = 8
+POOL_HEADROOM = 24
 
 
 def _open_local(url: str) -> LocalStore:
@@ -92,8 +92,8 @@ def _open_s3(url: str, concurrency: int | None) -> S3Store:
         )
     if concurrency is None:
         return S3Store(bucket, parts.path.strip("/"))
-    # Each running task uses a connection, and the worker's claim loop, lease
-    # renewals and sweeper use a few more.
+    # Each running task uses a connection. The workflow engine's shared pool of
+    # parallel reads, the claim loop, lease renewals and the sweeper use the rest.
     pool = max(DEFAULT_POOL_CONNECTIONS, concurrency + POOL_HEADROOM)
     return S3Store(bucket, parts.path.strip("/"), max_pool_connections=pool)
 

@@ -18,6 +18,7 @@ it again, so every continuation below is idempotent:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from buquet.errors import NonRetryableError, RunNotFound
 from buquet.queue import Queue, Task, TaskContext, TaskStatus
 from buquet.store import iter_keys
 from buquet.workflow._context import StepContext, running_step
-from buquet.workflow._dag import Dag, Encoded, Node
+from buquet.workflow._dag import Encoded, Node
 from buquet.workflow._definition import Workflow
 from buquet.workflow._run import Run, RunStatus, finish_run, read_run
 from buquet.workflow._step import Step
@@ -41,6 +42,23 @@ FAILURE_NODE = "__on_failure__"
 RUN_VISIBLE_WAIT = 5.0
 """Seconds a step waits for its run object: a run's first tasks are created just before it."""
 PARALLEL_READS = 16
+
+
+_io_pool: ThreadPoolExecutor | None = None
+_io_pool_lock = threading.Lock()
+
+
+def _shared_io_pool() -> ThreadPoolExecutor:
+    """Return the process-wide pool for parallel reads and submissions.
+
+    Sharing one pool keeps the engine's extra store connections at
+    PARALLEL_READS however many tasks and engines a process runs.
+    """
+    global _io_pool  # noqa: PLW0603
+    with _io_pool_lock:
+        if _io_pool is None:
+            _io_pool = ThreadPoolExecutor(PARALLEL_READS, thread_name_prefix="buquet-engine-io")
+        return _io_pool
 
 
 class StepTaskInput(BaseModel):
@@ -60,7 +78,7 @@ class Engine:
         self.queue = queue
         self.store = queue.store
         self.workflows = dict(workflows)
-        self._dags: dict[str, Dag] = {}
+        self._io_pool = _shared_io_pool()
 
     # Execution -----------------------------------------------------------------
 
@@ -69,7 +87,7 @@ class Engine:
         ref = StepTaskInput.model_validate(ctx.input)
         run = self._wait_for_run(ref.run)
         if ref.node == FAILURE_NODE:
-            return self._execute_failure_handler(run)
+            return self._execute_failure_handler(run, ctx)
         if run.status is not RunStatus.RUNNING:
             if run.status is RunStatus.CANCELLED:
                 # Queue.fail records a task whose cancellation was requested as
@@ -89,7 +107,7 @@ class Engine:
         with running_step(StepContext(run.id, node.name, ref.index, ctx)):
             return step.run_directly(**converted)
 
-    def _execute_failure_handler(self, run: Run) -> Any:
+    def _execute_failure_handler(self, run: Run, ctx: TaskContext) -> Any:
         if run.dag.on_failure is None:
             return None
         handler = self._step(run, run.dag.on_failure)
@@ -99,7 +117,8 @@ class Engine:
             "failed_step": run.failed_step,
             "error": run.error,
         }
-        return handler.run_directly(failure)
+        with running_step(StepContext(run.id, FAILURE_NODE, None, ctx)):
+            return handler.run_directly(failure)
 
     def _step(self, run: Run, name: str) -> Step[..., Any]:
         workflow = self.workflows.get(run.workflow)
@@ -142,8 +161,7 @@ class Engine:
             return self.queue.get(keys.step_task_id(run.id, name)).result
         width = self._map_width(run.id, name)
         task_ids = [keys.step_task_id(run.id, name, index) for index in range(width)]
-        with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            return [task.result for task in pool.map(self.queue.get, task_ids)]
+        return [task.result for task in self._io_pool.map(self.queue.get, task_ids)]
 
     def _map_width(self, run_id: str, node: str) -> int:
         stored = self.store.get(keys.node_done_key(run_id, node))
@@ -274,12 +292,10 @@ class Engine:
         if not items:
             self._node_done(run.id, node.name, 0)
             return
-        with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            list(
-                pool.map(
-                    lambda pair: self._submit_item(run, node, len(items), *pair), enumerate(items)
-                )
-            )
+        submissions = self._io_pool.map(
+            lambda pair: self._submit_item(run, node, len(items), *pair), enumerate(items)
+        )
+        list(submissions)
 
     def _submit_item(self, run: Run, node: Node, width: int, index: int, item: Any) -> None:
         payload = {"run": run.id, "node": node.name, "index": index, "width": width, "item": item}

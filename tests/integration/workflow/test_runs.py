@@ -69,6 +69,7 @@ def join(results: list[str]) -> list[str]:
 def report_failure(failure: dict[str, Any]) -> None:
     count("on_failure")
     assert failure["failed_step"] == "a3"
+    assert step_context().run_id == failure["run_id"]
 
 
 @workflow
