@@ -26,17 +26,25 @@ class LeaseKeeper(threading.Thread):
         self._outcomes = outcomes
         self._held = held
         self._stop_event = threading.Event()
+        self._wake_event = threading.Event()
 
     def stop(self) -> None:
         """Ask the thread to finish its current round and exit."""
         self._stop_event.set()
+        self._wake_event.set()
+
+    def wake(self) -> None:
+        """Start a round now: a new task's timeout and lease are then tracked from its claim."""
+        self._wake_event.set()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
+            # Cleared before the round, so a wake during the round starts another one.
+            self._wake_event.clear()
             wait = MAX_WAIT
             for held in self._held():
                 wait = min(wait, self._keep(held))
-            self._stop_event.wait(max(wait, MIN_WAIT))
+            self._wake_event.wait(max(wait, MIN_WAIT))
 
     def _keep(self, held: Held) -> float:
         """Renew or time out one task; return the seconds until it needs attention again."""

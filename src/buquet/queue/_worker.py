@@ -71,6 +71,7 @@ class Worker:
         self._handlers: dict[str, HandlerSpec] = {}
         self._held: dict[str, tuple[Held, Future[None]]] = {}
         self._held_lock = threading.Lock()
+        self._keeper: LeaseKeeper | None = None
         self._stop_event = threading.Event()
         self._slot_freed = threading.Event()
         self._outcomes = Outcomes(queue, self.worker_id)
@@ -131,6 +132,7 @@ class Worker:
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"buquet-{self.worker_id}")
         keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
+        self._keeper = keeper
         keeper.start()
         try:
             self._loop(pool, idle_exit)
@@ -186,6 +188,8 @@ class Worker:
             future = pool.submit(self._execute, held)
             self._held[claimed.task_id] = (held, future)
         future.add_done_callback(lambda _future: self._forget(held))
+        if self._keeper is not None:
+            self._keeper.wake()
 
     def _execute(self, held: Held) -> None:
         try:
