@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from buquet import keys
-from buquet.errors import PreconditionFailed
+from buquet.errors import AmbiguousWrite, PreconditionFailed
 from buquet.queue._io import TaskIO, lease_hint_key, millis, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
 from buquet.store import iter_keys
@@ -101,7 +101,9 @@ class _Sweeper:
                 return
             try:
                 self._apply(key, *found)
-            except PreconditionFailed:
+            except (PreconditionFailed, AmbiguousWrite):
+                # Lost the race, or the write's response was lost: the re-read
+                # at the top of the loop shows which, and what is left to do.
                 continue
             return
         logger.info("task %s kept changing during the sweep; it is checked next sweep", task_id)

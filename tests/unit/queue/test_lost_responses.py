@@ -193,3 +193,22 @@ def test_cancel_running_lost_replace(memory: MemoryStore) -> None:
     assert stored.status is TaskStatus.RUNNING
     assert stored.cancel_requested
     assert queue.fail(claimed, "stopped").status is TaskStatus.CANCELLED
+
+
+def test_sweep_requeue_response_lost() -> None:
+    clock = FakeClock()
+    # The first task write is the claim, the second the sweep's requeue.
+    lost_requeue = FaultRule(
+        Fault.LOST_ANSWER, operations={"replace"}, prefix="tasks/", skip=1, count=1
+    )
+    queue = Queue(FaultyStore(MemoryStore(clock=clock), [lost_requeue]))
+    task_id = queue.submit("resize", lease="10s").id
+    assert queue.claim(["resize"], "worker-a") is not None
+    clock.advance(11)
+
+    report = queue.sweep()
+    task = queue.get(task_id)
+
+    assert report.requeued == 0
+    assert task.status is TaskStatus.PENDING
+    assert "lease expired" in (task.error or "")
