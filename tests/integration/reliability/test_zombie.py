@@ -29,7 +29,7 @@ import pytest
 
 from buquet import keys
 from buquet.queue import Queue, TaskStatus
-from buquet.store import LocalStore
+from buquet.store import open_store
 from buquet.workflow import Client, RunStatus, Workflow
 
 FLOW_FILE = '''\
@@ -102,14 +102,23 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             process.wait(STOP_SECONDS)
 
 
-def start_worker(folder: Path, log_name: str) -> subprocess.Popen[bytes]:
+@pytest.fixture(params=["local", "s3"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store the workers share: a directory, or a prefix on the SeaweedFS server."""
+    if request.param == "s3":
+        request.applymarker(pytest.mark.s3)
+        return str(request.getfixturevalue("s3_store_url"))
+    return f"file://{tmp_path / 'store'}"
+
+
+def start_worker(folder: Path, log_name: str, store_url: str) -> subprocess.Popen[bytes]:
     """Start ``python -m buquet worker`` on the flow file, its output going to a log file."""
     environment = os.environ.copy()
     environment.pop("BUQUET_STORE", None)
     environment["AWS_EC2_METADATA_DISABLED"] = "true"
     command = [
         sys.executable, "-m", "buquet", "worker", str(folder / "zombie_flow.py"),
-        "--store", f"file://{folder / 'store'}", "--lease", LEASE, "--concurrency", "1", "-v",
+        "--store", store_url, "--lease", LEASE, "--concurrency", "1", "-v",
     ]  # fmt: skip
     with (folder / log_name).open("wb") as log:
         return subprocess.Popen(
@@ -131,17 +140,17 @@ def log_text(folder: Path, log_name: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("napping", [False, True], ids=["one-sleep", "napping"])
 def test_zombie_worker_fenced(
-    tmp_path: Path, processes: list[subprocess.Popen[bytes]], napping: bool
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]], napping: bool, store_url: str
 ) -> None:
     (tmp_path / "zombie_flow.py").write_text(FLOW_FILE, encoding="utf-8")
-    store = LocalStore(tmp_path / "store")
+    store = open_store(store_url)
     client = Client(store)
     queue = Queue(store)
     task_id = keys.step_task_id(RUN_ID, "slow_pid")
     flow_input = {"folder": str(tmp_path), "napping": napping}
     client.start(load_flow(tmp_path / "zombie_flow.py"), flow_input, run_id=RUN_ID)
 
-    zombie = start_worker(tmp_path, "zombie.log")
+    zombie = start_worker(tmp_path, "zombie.log", store_url)
     processes.append(zombie)
     wait_until(lambda: started_by(tmp_path, zombie.pid), "the first worker to start the step")
     os.kill(zombie.pid, signal.SIGSTOP)
@@ -153,7 +162,7 @@ def test_zombie_worker_fenced(
         "the paused worker's lease to lapse",
     )
 
-    successor = start_worker(tmp_path, "successor.log")
+    successor = start_worker(tmp_path, "successor.log", store_url)
     processes.append(successor)
     wait_until(lambda: client.get(RUN_ID).status.is_terminal, "the second worker to finish")
     finished_run = client.get(RUN_ID)
