@@ -2,25 +2,72 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from collections.abc import Callable
+
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from queue_support import FakeClock
 
 from buquet.errors import InvalidTransition, LeaseLost
 from buquet.queue import ClaimedTask, Queue, TaskStatus
-from buquet.store import MemoryStore
+from buquet.store import MemoryStore, ObjectStore, StoredObject
 
 TASK_IDS = ("t0", "t1", "t2")
+
+
+class ClockedStore:
+    """Any store, with the store's clock replaced by a clock the test moves."""
+
+    def __init__(self, inner: ObjectStore, clock: Callable[[], dt.datetime]) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.clock = clock
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def get(self, key: str) -> StoredObject | None:
+        return self.inner.get(key)
+
+    def create(self, key: str, data: bytes) -> str:
+        return self.inner.create(key, data)
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        return self.inner.replace(key, data, etag)
+
+    def put(self, key: str, data: bytes) -> str:
+        return self.inner.put(key, data)
+
+    def delete(self, key: str, etag: str | None = None) -> None:
+        self.inner.delete(key, etag)
+
+    def list_page(self, prefix: str, start_after: str = "", max_keys: int = 1000) -> object:
+        return self.inner.list_page(prefix, start_after, max_keys)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class LeaseRaces(RuleBasedStateMachine):
     """Workers that may stall past their lease race a sweeper over three tasks."""
 
+    make_store: Callable[[], ObjectStore] = MemoryStore
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.queue = Queue(MemoryStore(clock=self.clock), default_lease="10s")
+        store = ClockedStore(self.make_store(), self.clock)
+        self.queue = Queue(store, default_lease="10s")  # type: ignore[arg-type]
         self.claims: list[ClaimedTask] = []
         self.finished: dict[str, tuple[TaskStatus, object]] = {}
         for task_id in TASK_IDS:
@@ -39,6 +86,13 @@ class LeaseRaces(RuleBasedStateMachine):
     @rule()
     def sweep(self) -> None:
         self.queue.sweep()
+
+    @rule(task_id=st.sampled_from(TASK_IDS))
+    def cancel(self, task_id: str) -> None:
+        try:
+            self.queue.cancel(task_id)
+        except InvalidTransition:
+            assert self.queue.get(task_id).status.is_terminal
 
     @precondition(lambda self: self.claims)
     @rule(index=st.integers(0, 50), action=st.sampled_from(["renew", "complete", "fail"]))
@@ -77,6 +131,12 @@ class LeaseRaces(RuleBasedStateMachine):
             assert task.result == task.lease_token
 
     @invariant()
+    def at_most_one_owner(self) -> None:
+        for task_id in TASK_IDS:
+            owners = [claim for claim in self.claims if claim.task_id == task_id]
+            assert sum(1 for claim in owners if self._is_owner(claim)) <= 1
+
+    @invariant()
     def attempts_within_limit(self) -> None:
         for task in self.queue.list():
             assert 0 <= task.attempts <= task.max_attempts
@@ -84,3 +144,15 @@ class LeaseRaces(RuleBasedStateMachine):
 
 LeaseRaces.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestLeaseRaces = LeaseRaces.TestCase
+
+
+@pytest.mark.s3
+def test_lease_races_on_seaweedfs(seaweedfs: object) -> None:
+    class SeaweedLeaseRaces(LeaseRaces):
+        def make_store(self) -> ObjectStore:  # type: ignore[override]
+            return seaweedfs.store(f"lease-races-{uuid.uuid4().hex}")  # type: ignore[attr-defined,no-any-return]
+
+    run_state_machine_as_test(
+        SeaweedLeaseRaces,
+        settings=settings(max_examples=12, stateful_step_count=20, deadline=None),
+    )
