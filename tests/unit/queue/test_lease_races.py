@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 
@@ -20,42 +19,10 @@ from queue_support import FakeClock
 
 from buquet.errors import InvalidTransition, LeaseLost
 from buquet.queue import ClaimedTask, Queue, TaskStatus
-from buquet.store import MemoryStore, ObjectStore, StoredObject
+from buquet.store import MemoryStore, ObjectStore
+from clocked_store import ClockedStore
 
 TASK_IDS = ("t0", "t1", "t2")
-
-
-class ClockedStore:
-    """Any store, with the store's clock replaced by a clock the test moves."""
-
-    def __init__(self, inner: ObjectStore, clock: Callable[[], dt.datetime]) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.clock = clock
-
-    def now(self) -> dt.datetime:
-        return self.clock()
-
-    def get(self, key: str) -> StoredObject | None:
-        return self.inner.get(key)
-
-    def create(self, key: str, data: bytes) -> str:
-        return self.inner.create(key, data)
-
-    def replace(self, key: str, data: bytes, etag: str) -> str:
-        return self.inner.replace(key, data, etag)
-
-    def put(self, key: str, data: bytes) -> str:
-        return self.inner.put(key, data)
-
-    def delete(self, key: str, etag: str | None = None) -> None:
-        self.inner.delete(key, etag)
-
-    def list_page(self, prefix: str, start_after: str = "", max_keys: int = 1000) -> object:
-        return self.inner.list_page(prefix, start_after, max_keys)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class LeaseRaces(RuleBasedStateMachine):
@@ -67,7 +34,7 @@ class LeaseRaces(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock()
         store = ClockedStore(self.make_store(), self.clock)
-        self.queue = Queue(store, default_lease="10s")  # type: ignore[arg-type]
+        self.queue = Queue(store, default_lease="10s")
         self.claims: list[ClaimedTask] = []
         self.finished: dict[str, tuple[TaskStatus, object]] = {}
         for task_id in TASK_IDS:
