@@ -1,6 +1,6 @@
 """Helpers of the crash-point tests: a store wrapper that names writes and stops a worker.
 
-:class:`CrashingStore` wraps a MemoryStore for one worker. It gives every
+:class:`CrashingStore` wraps any ObjectStore for one worker. It gives every
 write a label: the operation, the object kind, the step node, and for
 task and run objects the status change. At the chosen write it applies the
 write, marks the worker dead and raises :class:`SimulatedCrash` in the
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from buquet import keys
 from buquet.errors import StoreError
-from buquet.store import DEFAULT_PAGE_SIZE, ListPage, MemoryStore, StoredObject
+from buquet.store import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject
 
 START = dt.datetime(2031, 5, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -126,13 +126,15 @@ def label_write(operation: str, key: str, old: StoredObject | None, data: bytes 
 
 @dataclass
 class CrashingStore:
-    """A MemoryStore seen by one worker: records labelled writes, crashes at ``point``.
+    """A store seen by one worker: records labelled writes, crashes at ``point``.
 
     Writes are serialised, so the write that crashes is the last one this
-    worker applies. Conditional writes that fail are not recorded.
+    worker applies. Conditional writes that fail are not recorded. A replace
+    or delete first reads the object, to label the status change and to skip
+    deletes of missing keys, so on a real server it costs one more request.
     """
 
-    inner: MemoryStore
+    inner: ObjectStore
     point: CrashPoint | None = None
     labels: list[str] = field(default_factory=list)
     crashed: threading.Event = field(default_factory=threading.Event)

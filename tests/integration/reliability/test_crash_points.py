@@ -4,8 +4,12 @@ Each case runs a workflow with an in-process worker on a CrashingStore,
 which applies the chosen write and then stops that worker: the writing
 thread gets SimulatedCrash and every later call of the worker fails. The
 store clock then jumps past every lease, and a fresh worker on the same
-MemoryStore must finish the run: the right result, every step task once,
+store must finish the run: the right result, every step task once,
 each visible result from the attempt that wrote it, and no hint left.
+
+Every case runs on a MemoryStore. The chain, renewal and cancel cases also
+run on the SeaweedFS server (marked ``s3``), where a ClockedStore puts the
+S3Store on the same movable clock.
 
 The crash points of the chain, fan-out and retry workflows are every
 write their run makes. ``test_crash_table_complete`` records a run without
@@ -18,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +32,10 @@ from crash_support import CrashingStore, CrashPoint, ShiftedClock, SimulatedCras
 from buquet import keys
 from buquet.errors import NonRetryableError
 from buquet.queue import Backoff, Queue, Task, TaskStatus, Worker
-from buquet.store import MemoryStore, ObjectStore
+from buquet.store import MemoryStore, ObjectStore, iter_keys
 from buquet.workflow import Client, Run, RunStatus, Workflow, attach_workflows, step, step_context
 from buquet.workflow import workflow as workflow_decorator
+from clocked_store import ClockedStore
 
 RUN_ID = "crash"
 WAIT_SECONDS = 10.0
@@ -250,15 +255,15 @@ def wait_until(condition: Callable[[], bool]) -> bool:
     return True
 
 
-def hints_left(store: MemoryStore) -> list[str]:
+def hints_left(store: ObjectStore) -> list[str]:
     """Every ready and lease hint in ``store``."""
     found = []
     for prefix in (keys.READY, keys.LEASES):
-        found.extend(store.list_page(prefix, "", 10_000).keys)
+        found.extend(iter_keys(store, prefix))
     return found
 
 
-def finished(client: Client, store: MemoryStore) -> bool:
+def finished(client: Client, store: ObjectStore) -> bool:
     """Check whether the run is finished and no hint is left."""
     return client.get(RUN_ID).status.is_terminal and not hints_left(store)
 
@@ -274,20 +279,63 @@ class Outcome:
     labels: list[str]
 
 
-def read_outcome(store: MemoryStore, labels: list[str]) -> Outcome:
+def read_outcome(store: ObjectStore, labels: list[str]) -> Outcome:
     """Read the run, its step tasks, the hints left and its node done markers."""
     queue = Queue(store)
-    task_keys = store.list_page(keys.run_tasks_prefix(RUN_ID), "", 10_000).keys
-    tasks = {keys.task_id_from_key(key): queue.get(keys.task_id_from_key(key)) for key in task_keys}
-    markers = [
-        key
-        for key in store.list_page(keys.done_prefix(RUN_ID), "", 10_000).keys
-        if key.endswith("/all")
+    task_ids_found = [
+        keys.task_id_from_key(key) for key in iter_keys(store, keys.run_tasks_prefix(RUN_ID))
     ]
+    tasks = {task_id: queue.get(task_id) for task_id in task_ids_found}
+    markers = [key for key in iter_keys(store, keys.done_prefix(RUN_ID)) if key.endswith("/all")]
     return Outcome(Client(store).get(RUN_ID), tasks, hints_left(store), markers, labels)
 
 
+@dataclass(frozen=True)
+class SharedStore:
+    """The store that the crashing worker and the fresh worker share, and its clock."""
+
+    store: ObjectStore
+    clock: ShiftedClock
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest) -> Iterator[SharedStore]:
+    """An empty store of the backend named by the parameter, on a ShiftedClock.
+
+    ``memory`` is a MemoryStore. ``s3`` is an S3Store on a fresh prefix of the
+    SeaweedFS server, in a ClockedStore because S3Store takes its time from
+    the server.
+    """
+    clock = ShiftedClock()
+    if request.param == "memory":
+        yield SharedStore(MemoryStore(clock=clock), clock)
+        return
+    server = request.getfixturevalue("seaweedfs")
+    s3 = server.store(f"crash-{uuid.uuid4().hex[:12]}")
+    try:
+        yield SharedStore(ClockedStore(s3, clock), clock)
+    finally:
+        s3.close()
+
+
+def on_backends(params: Sequence[Any], *, s3: bool) -> list[Any]:
+    """Copy each pytest parameter for memory and, when ``s3`` is true, for SeaweedFS.
+
+    The backend becomes the last value, for the ``shared`` fixture, and the
+    ids end in ``-memory`` or ``-s3``.
+    """
+    cases = []
+    for param in params:
+        cases.append(pytest.param(*param.values, "memory", id=f"{param.id}-memory"))
+        if s3:
+            cases.append(
+                pytest.param(*param.values, "s3", id=f"{param.id}-s3", marks=pytest.mark.s3)
+            )
+    return cases
+
+
 def run_to_end(
+    shared: SharedStore,
     case_flow: Workflow[..., Any],
     start_input: dict[str, Any],
     point: CrashPoint | None,
@@ -296,30 +344,29 @@ def run_to_end(
     while_running: Callable[[Client], None] | None = None,
 ) -> Outcome:
     """Run a workflow on a worker that crashes at ``point``, then finish it with a fresh one."""
-    clock = ShiftedClock()
-    memory = MemoryStore(clock=clock)
-    client = Client(memory)
+    store = shared.store
+    client = Client(store)
     client.start(case_flow, start_input, run_id=RUN_ID)
-    crashing = CrashingStore(memory, point)
+    crashing = CrashingStore(store, point)
     first_worker = WorkerThread(crashing, lease)
     first_worker.start()
     try:
         if while_running is not None:
             while_running(client)
         if point is None:
-            wait_until(lambda: finished(client, memory))
+            wait_until(lambda: finished(client, store))
         else:
             assert crashing.crashed.wait(WAIT_SECONDS), f"no write {point.name}: {crashing.labels}"
     finally:
         first_worker.stop()
-    clock.jump(LEASE_JUMP_SECONDS)
-    fresh_worker = WorkerThread(memory, "1h")
+    shared.clock.jump(LEASE_JUMP_SECONDS)
+    fresh_worker = WorkerThread(store, "1h")
     fresh_worker.start()
     try:
-        wait_until(lambda: finished(client, memory))
+        wait_until(lambda: finished(client, store))
     finally:
         fresh_worker.stop()
-    return read_outcome(memory, crashing.labels)
+    return read_outcome(store, crashing.labels)
 
 
 def tag_of(result: Any) -> str:
@@ -407,29 +454,52 @@ RETRIED_WRITES = [
 TABLES = [(CHAIN, CHAIN_WRITES), (FAN_OUT, FAN_OUT_WRITES), (RETRIED, RETRIED_WRITES)]
 
 
+S3_TABLES = [CHAIN]
+"""The workflows whose every crash point also runs on SeaweedFS.
+
+Fan-out and retry run on memory only, to keep the suite short."""
+
+
+def table_cases() -> list[Any]:
+    """One pytest parameter per table and backend."""
+    cases = []
+    for case, writes in TABLES:
+        param = pytest.param(case, writes, id=case.flow.name)
+        cases.extend(on_backends([param], s3=case in S3_TABLES))
+    return cases
+
+
 def crash_cases() -> list[Any]:
-    """One pytest parameter per write of each table, with an id naming the write."""
-    return [
-        pytest.param(case, point, id=f"{case.flow.name}:{point.name}")
-        for case, writes in TABLES
-        for point in crash_points(writes)
-    ]
+    """One pytest parameter per write of each table and backend, with an id naming the write."""
+    cases = []
+    for case, writes in TABLES:
+        params = [
+            pytest.param(case, point, id=f"{case.flow.name}:{point.name}")
+            for point in crash_points(writes)
+        ]
+        cases.extend(on_backends(params, s3=case in S3_TABLES))
+    return cases
+
+
+def point_cases(points: list[CrashPoint]) -> list[Any]:
+    """One pytest parameter per chosen crash point, on memory and on SeaweedFS."""
+    return on_backends([pytest.param(point, id=point.name) for point in points], s3=True)
 
 
 # Tests ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("case", "writes"), TABLES, ids=[c.flow.name for c, _w in TABLES])
-def test_crash_table_complete(case: Case, writes: list[str]) -> None:
-    outcome = run_to_end(case.flow, case.input, None)
+@pytest.mark.parametrize(("case", "writes", "shared"), table_cases(), indirect=["shared"])
+def test_crash_table_complete(shared: SharedStore, case: Case, writes: list[str]) -> None:
+    outcome = run_to_end(shared, case.flow, case.input, None)
 
     assert outcome.labels == writes
     assert_converged(case, outcome)
 
 
-@pytest.mark.parametrize(("case", "point"), crash_cases())
-def test_crash_point_converges(case: Case, point: CrashPoint) -> None:
-    outcome = run_to_end(case.flow, case.input, point)
+@pytest.mark.parametrize(("case", "point", "shared"), crash_cases(), indirect=["shared"])
+def test_crash_point_converges(shared: SharedStore, case: Case, point: CrashPoint) -> None:
+    outcome = run_to_end(shared, case.flow, case.input, point)
 
     assert outcome.labels[-1] == point.label
     assert_converged(case, outcome)
@@ -442,9 +512,9 @@ RENEWAL_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", RENEWAL_POINTS, ids=[point.name for point in RENEWAL_POINTS])
-def test_renewal_crash_converges(point: CrashPoint) -> None:
-    outcome = run_to_end(RENEWED.flow, RENEWED.input, point, lease=RENEWAL_LEASE)
+@pytest.mark.parametrize(("point", "shared"), point_cases(RENEWAL_POINTS), indirect=["shared"])
+def test_renewal_crash_converges(shared: SharedStore, point: CrashPoint) -> None:
+    outcome = run_to_end(shared, RENEWED.flow, RENEWED.input, point, lease=RENEWAL_LEASE)
 
     assert outcome.labels[-1] == point.label
     assert outcome.labels.count("put lease hint slow") >= 2, "no renewal before the crash"
@@ -468,10 +538,15 @@ CANCEL_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", CANCEL_POINTS, ids=[point.name for point in CANCEL_POINTS])
-def test_cancel_crash_converges(point: CrashPoint) -> None:
+@pytest.mark.parametrize(("point", "shared"), point_cases(CANCEL_POINTS), indirect=["shared"])
+def test_cancel_crash_converges(shared: SharedStore, point: CrashPoint) -> None:
     outcome = run_to_end(
-        cancelled, {"start": 1}, point, lease=RENEWAL_LEASE, while_running=cancel_when_running
+        shared,
+        cancelled,
+        {"start": 1},
+        point,
+        lease=RENEWAL_LEASE,
+        while_running=cancel_when_running,
     )
     step_task = outcome.tasks.get(keys.step_task_id(RUN_ID, "until_cancelled"))
 
