@@ -38,6 +38,40 @@ def cyclic() -> int:
     return c().after("b")
 """
 
+BAD_FLOWS = """\
+from buquet import step, workflow
+
+
+@step
+def a() -> int:
+    return 1
+
+
+@step(name="a")
+def other_a() -> int:
+    return 2
+
+
+@step
+def pair(first: int, second: int) -> int:
+    return first + second
+
+
+@workflow
+def selfish() -> int:
+    return a().after("a")
+
+
+@workflow
+def dangling() -> int:
+    return a().after("missing")
+
+
+@workflow
+def clash() -> int:
+    return pair(a(), other_a())
+"""
+
 
 def assert_one_error_line(
     completed: subprocess.CompletedProcess[str], exit_code: int, fragment: str
@@ -94,6 +128,27 @@ def test_cyclic_workflow_writes_nothing(buquet: Buquet, command: str) -> None:
     completed = buquet.run("workflow", command, "cyclic.py", "--store", f"file://{store}")
 
     assert_one_error_line(completed, 2, "cycle a -> b -> c -> a")
+    assert store_files(store) == []
+
+
+@pytest.mark.parametrize("command", ["run", "start"])
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        pytest.param("selfish", "step 'a' depends on itself", id="self-dependency"),
+        pytest.param("dangling", "depends on 'missing', which is not a step", id="undefined-step"),
+        pytest.param("clash", "two different steps are named 'a'", id="duplicate-name"),
+    ],
+)
+def test_invalid_workflow_writes_nothing(
+    buquet: Buquet, command: str, name: str, fragment: str
+) -> None:
+    (buquet.cwd / "bad_flows.py").write_text(BAD_FLOWS, encoding="utf-8")
+    store = buquet.cwd / "store"
+    target = f"bad_flows.py:{name}"
+    completed = buquet.run("workflow", command, target, "--store", f"file://{store}")
+
+    assert_one_error_line(completed, 2, fragment)
     assert store_files(store) == []
 
 
