@@ -251,7 +251,7 @@ def test_truncated_listing_without_token_raises() -> None:
     fake = _ListingClient([{"IsTruncated": True, "Contents": []}] * 3)
     store = S3Store(BUCKET, client=fake)  # type: ignore[arg-type]
 
-    with pytest.raises(ListingError):
+    with pytest.raises(ListingError, match="truncated but has no keys and no continuation token"):
         store.list_page("tasks/")
 
     assert len(fake.requests) == 1

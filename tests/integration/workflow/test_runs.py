@@ -95,12 +95,15 @@ def test_flaky_branches_join_once(store: ObjectStore) -> None:
 
 def test_permanent_failure_fails_run(store: ObjectStore) -> None:
     run = run_workflow(fan_in_broken, store=store)
-    handler_task = Client(store).queue.get(f"{run.id}.__on_failure__")
+    queue = Client(store).queue
+    handler_task = queue.get(f"{run.id}.__on_failure__")
+    task_ids = {task.id for task in queue.list()}
 
     assert run.status is RunStatus.FAILED
     assert run.failed_step == "a3"
     assert "a3 failed on purpose" in (run.error or "")
     assert calls["b"] == 0
+    assert f"{run.id}.join" not in task_ids
     assert calls["a3"] == 3
     assert calls["on_failure"] == 1
     assert handler_task.status.value == "succeeded"
@@ -192,12 +195,16 @@ def values_flow() -> Any:
 
 
 def test_decimal_and_datetime_round_trip() -> None:
-    run = run_workflow(values_flow)
+    store = MemoryStore()
+    run = run_workflow(values_flow, store=store)
     expected = {"amount": "0.10", "at": "2026-03-08T07:00:00.055400Z"}
+    stored = store.get(f"tasks/{run.id}.make_values.json")
 
     assert run.status is RunStatus.SUCCEEDED
     assert run.result["raw"] == expected
     assert run.result["model"] == expected
+    assert stored is not None
+    assert b'"result":{"amount":"0.10","at":"2026-03-08T07:00:00.055400Z"}' in stored.data
     assert Money.model_validate(run.result["model"]) == Money(
         amount=Decimal("0.10"), at=dt.datetime(2026, 3, 8, 7, 0, 0, 55400, tzinfo=dt.UTC)
     )
