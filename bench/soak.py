@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import soak_flows
-from _seaweed import BUCKET, SeaweedServer, start_seaweed
 from _soak_chaos import ChaosSchedule, WorkerPool, run_chaos, worker_command
 from _soak_check import (
     by_task,
@@ -59,6 +58,7 @@ from _soak_check import (
     read_executions,
     read_tasks,
 )
+from servers import S3_BUCKET, Seaweed, seaweedfs
 
 from buquet import BuquetError, Client, open_store
 from buquet.store import ObjectStore
@@ -69,7 +69,7 @@ logger = logging.getLogger("soak")
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 FLOWS = BENCH / "soak_flows.py"
-STORE_URL = f"s3://{BUCKET}/soak"
+STORE_URL = f"s3://{S3_BUCKET}/soak"
 LEASE = "5s"
 CONCURRENCY = 4
 FANOUT_WIDTH = 50
@@ -250,17 +250,17 @@ def soak_failed(report: dict[str, Any]) -> bool:
     )
 
 
-def _worker_pool(server: SeaweedServer, out_dir: Path, workers: int) -> WorkerPool:
-    environment = dict(os.environ, **server.environment, PYTHONUNBUFFERED="1")
+def _worker_pool(server: Seaweed, out_dir: Path, workers: int) -> WorkerPool:
+    environment = dict(os.environ, **server.environment(), PYTHONUNBUFFERED="1")
     environment[soak_flows.LOG_DIR_ENV] = str(out_dir)
     environment.pop("BUQUET_STORE", None)
     command = worker_command(FLOWS, STORE_URL, LEASE, CONCURRENCY)
     return WorkerPool(command, environment, out_dir, workers)
 
 
-def run_soak(args: argparse.Namespace, server: SeaweedServer, out_dir: Path) -> dict[str, Any]:
+def run_soak(args: argparse.Namespace, server: Seaweed, out_dir: Path) -> dict[str, Any]:
     """Run workers, runs and chaos against ``server``; return the report."""
-    os.environ.update(server.environment)
+    os.environ.update(server.environment())
     store = open_store(STORE_URL, concurrency=16)
     client = Client(store)
     plan = plan_runs(args.runs, random.Random(args.seed))
@@ -296,12 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = RESULTS / f"soak-{stamp}"
     out_dir.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="buquet-soak-") as workdir:
-        server = start_seaweed(Path(workdir))
-        try:
-            report = run_soak(args, server, out_dir)
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="buquet-soak-") as workdir,
+        seaweedfs(Path(workdir)) as server,
+    ):
+        report = run_soak(args, server, out_dir)
     report["command"] = "python bench/soak.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report["logs"] = str(out_dir)
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
