@@ -27,6 +27,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from buquet.store import LocalStore, MemoryStore, ObjectStore, RetryPolicy, S3Store
+from buquet.store._s3 import make_client
+from buquet.store._s3http import S3HttpClient
 from faultproxy import FaultProxy, FaultyS3
 
 if TYPE_CHECKING:
@@ -79,8 +81,22 @@ class SeaweedServer:
             ),
         )
 
+    def http_client(self, endpoint: str | None = None) -> S3HttpClient:
+        """Create buquet's own S3 client for this server, or for a proxy at ``endpoint``."""
+        return make_client(
+            endpoint or self.endpoint,
+            self.region,
+            max_pool_connections=32,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+        )
+
     def store(self, prefix: str) -> S3Store:
-        """Open an S3Store on this server under ``prefix``."""
+        """Open an S3Store on this server under ``prefix``, with buquet's own S3 client."""
+        return S3Store(self.bucket, prefix, client=self.http_client())
+
+    def boto3_store(self, prefix: str) -> S3Store:
+        """Open an S3Store on this server under ``prefix``, with a boto3 client."""
         return S3Store(self.bucket, prefix, client=self.client())
 
 
@@ -260,7 +276,7 @@ def faulty_s3(seaweedfs: SeaweedServer, request: pytest.FixtureRequest) -> Itera
     with FaultProxy(seaweedfs.endpoint, seed=0) as proxy:
 
         def open_store() -> S3Store:
-            client = seaweedfs.client(proxy.endpoint)
+            client = seaweedfs.http_client(proxy.endpoint)
             store = S3Store(seaweedfs.bucket, prefix, client=client, retry=PROXY_RETRY)
             opened.append(store)
             return store

@@ -28,6 +28,7 @@ from buquet.store import RetryPolicy, S3Store
 from buquet.store._clock import ServerClock
 from buquet.store._retry import ErrorKind, classify
 from buquet.store._s3 import make_client
+from buquet.store._s3http import S3HttpClient
 
 BUCKET = "unit-bucket"
 ETAG = '"0123456789abcdef0123456789abcdef"'
@@ -404,8 +405,10 @@ def moto_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
     monkeypatch.delenv("S3_ENDPOINT", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        store = S3Store(BUCKET, "pre", region="us-east-1")
+        # moto intercepts boto3 only, so the store gets a boto3 client.
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        store = S3Store(BUCKET, "pre", client=client)
         yield store
         store.close()
 
@@ -444,9 +447,9 @@ def test_endpoint_and_region_from_env() -> None:
         environ={"S3_ENDPOINT": "http://127.0.0.1:9", "S3_REGION": "eu-west-3"},
     )
 
-    assert store._client.meta.endpoint_url == "http://127.0.0.1:9"
-    assert store._client.meta.region_name == "eu-west-3"
-    assert store._client.meta.config.s3 == {"addressing_style": "path"}
+    assert isinstance(store._client, S3HttpClient)
+    assert store._client.endpoint_url == "http://127.0.0.1:9"
+    assert store._client.region == "eu-west-3"
     store.close()
 
 
@@ -576,10 +579,11 @@ def test_lost_then_success_returns_etag() -> None:
     assert store.create("a", b"1") == ETAG
 
 
-def test_make_client_single_attempt() -> None:
+def test_make_client_endpoint_defaults() -> None:
     client = make_client("http://127.0.0.1:9", None, max_pool_connections=4)
 
-    assert client.meta.config.retries["total_max_attempts"] == 1
+    assert client.region == "us-east-1"
+    assert client.max_pool_connections == 4
 
 
 def test_get_409_is_store_error(store: S3Store, stubber: Stubber) -> None:

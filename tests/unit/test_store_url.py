@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from buquet.errors import ConfigError
-from buquet.store import LocalStore, MemoryStore, S3Store, open_store, resolve_store_url
+from buquet.store import (
+    LocalStore,
+    MemoryStore,
+    S3HttpClient,
+    S3Store,
+    open_store,
+    resolve_store_url,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +80,8 @@ def test_open_s3_endpoint_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store("s3://my-bucket")
 
     assert isinstance(store, S3Store)
-    assert store._client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert isinstance(store._client, S3HttpClient)
+    assert store._client.endpoint_url == "http://127.0.0.1:9"
     store.close()
 
 
@@ -214,5 +222,7 @@ def test_open_s3_sizes_pool_for_concurrency(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert isinstance(small, S3Store)
     assert isinstance(large, S3Store)
-    assert small._client.meta.config.max_pool_connections == 32
-    assert large._client.meta.config.max_pool_connections == 124
+    assert isinstance(small._client, S3HttpClient)
+    assert isinstance(large._client, S3HttpClient)
+    assert small._client.max_pool_connections == 32
+    assert large._client.max_pool_connections == 124

@@ -1,4 +1,4 @@
-"""A store in an S3 bucket, through boto3; works with any S3-compatible server."""
+"""A store in an S3 bucket; works with any S3-compatible server."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, StoreError
@@ -24,6 +22,7 @@ from buquet.store._retry import (
     describe,
     may_have_been_applied,
 )
+from buquet.store._s3http import MAX_DELETE_KEYS, S3HttpClient
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,23 +53,27 @@ def region_from_env(environ: Mapping[str, str]) -> str | None:
 
 
 def make_client(
-    endpoint_url: str | None, region: str | None, max_pool_connections: int
-) -> S3Client:
-    """Create an S3 client with botocore's retries off and path-style addressing
-    for custom endpoints. Credentials come from the usual boto3 chain."""
-    config = Config(
-        # total_max_attempts counts the first request. botocore reads "max_attempts"
-        # as retries after it, and a hidden retry would hide a lost response.
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=max_pool_connections,
-        connect_timeout=5,
-        read_timeout=30,
-        s3={"addressing_style": "path"} if endpoint_url else None,
-    )
+    endpoint_url: str | None,
+    region: str | None,
+    max_pool_connections: int,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+) -> S3HttpClient:
+    """Create buquet's own S3 client, which retries nothing, so a lost response is never
+    hidden by a silent retry. Custom endpoints get path-style addressing and, without a
+    region, sign for ``us-east-1``. Credentials default to botocore's usual chain."""
     if endpoint_url and not region:
         region = DEFAULT_SIGNING_REGION
-    session = boto3.session.Session()
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return S3HttpClient(
+        endpoint_url=endpoint_url,
+        region=region,
+        max_pool_connections=max_pool_connections,
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token,
+    )
 
 
 class S3Store:
@@ -94,7 +97,8 @@ class S3Store:
     ``endpoint_url`` and ``region`` default to ``S3_ENDPOINT`` /
     ``AWS_ENDPOINT_URL`` and ``S3_REGION`` / ``AWS_REGION`` /
     ``AWS_DEFAULT_REGION`` from ``environ`` (default ``os.environ``).
-    ``client`` replaces the boto3 client, e.g. in tests.
+    ``client`` replaces buquet's own S3 client (:class:`S3HttpClient`); a
+    boto3 S3 client works too, e.g. with moto in tests.
 
     NOTE: SeaweedFS 4.48 lists keys in directory order (``a/b`` before
     ``a-b``), not in S3's byte order, so ``iter_keys(..., end_before=...)``
@@ -110,7 +114,7 @@ class S3Store:
         endpoint_url: str | None = None,
         region: str | None = None,
         max_pool_connections: int = 32,
-        client: S3Client | None = None,
+        client: S3Client | S3HttpClient | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         environ: Mapping[str, str] | None = None,
@@ -122,7 +126,7 @@ class S3Store:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = ServerClock()
-        self._client = client or make_client(
+        self._client: S3Client | S3HttpClient = client or make_client(
             endpoint_url or endpoint_from_env(environ),
             region or region_from_env(environ),
             max_pool_connections,
@@ -181,6 +185,16 @@ class S3Store:
                 exc, "DeleteObject", key, "changed or is missing"
             ) from exc.__cause__
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete ``keys`` without conditions, up to 1000 per DeleteObjects request.
+
+        Missing keys count as deleted. Raises StoreError naming the first key,
+        in the order given, that the server failed to delete. The chunks before
+        that key's chunk are deleted, and the chunks after it are not sent.
+        """
+        for start in range(0, len(keys), MAX_DELETE_KEYS):
+            self._delete_chunk(keys[start : start + MAX_DELETE_KEYS])
+
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE
     ) -> ListPage:
@@ -236,6 +250,36 @@ class S3Store:
                 ) from cause
             raise _condition_failed(exc, "PutObject", key, failed_state) from exc.__cause__
         return str(response["ETag"])
+
+    def _delete_chunk(self, keys: Sequence[str]) -> None:
+        request: Any = {"Objects": [{"Key": self._full(key)} for key in keys], "Quiet": True}
+        try:
+            response = self._request(
+                "DeleteObjects",
+                keys[0],
+                lambda: self._client.delete_objects(Bucket=self.bucket, Delete=request),
+            )
+        except (_ConditionError, _NotFoundError) as exc:
+            cause = exc.__cause__
+            raise StoreError(
+                f"DeleteObjects of {len(keys)} keys from {keys[0]!r} failed: "
+                f"{describe(cause or exc)}; check the bucket name",
+                key=keys[0],
+            ) from cause
+        failures = {
+            self._relative(str(error.get("Key", ""))): error
+            for error in response.get("Errors", [])
+            if error.get("Code") != "NoSuchKey"
+        }
+        if not failures:
+            return
+        key = next((key for key in keys if key in failures), next(iter(failures)))
+        error = failures[key]
+        raise StoreError(
+            f"DeleteObjects failed to delete {key!r}: {error.get('Code')} "
+            f"{error.get('Message', '')}; delete the keys again",
+            key=key,
+        )
 
     def _list(self, prefix: str, arguments: dict[str, Any]) -> Any:
         try:
