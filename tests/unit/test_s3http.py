@@ -25,8 +25,7 @@ from botocore.exceptions import (
 from s3http_server import S3_DATE, Reply, ScriptedServer
 
 from buquet.errors import AmbiguousWrite, PreconditionFailed, StoreError
-from buquet.store import RetryPolicy, S3HttpClient, S3Store
-from buquet.store import _sigv4
+from buquet.store import RetryPolicy, S3HttpClient, S3Store, _sigv4
 from buquet.store._retry import ErrorKind, classify, may_have_been_applied
 
 BUCKET = "unit-bucket"
@@ -243,16 +242,16 @@ def test_get_returns_boto3_shape(client: S3HttpClient, server: ScriptedServer) -
 
 def test_list_decodes_url_encoded_keys(client: S3HttpClient, server: ScriptedServer) -> None:
     body = (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        "<Name>unit-bucket</Name><Prefix>p%2F</Prefix><KeyCount>3</KeyCount>"
-        "<MaxKeys>3</MaxKeys><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
-        "<NextContinuationToken>tok/en=</NextContinuationToken>"
-        "<Contents><Key>p/a+b</Key><ETag>&quot;e1&quot;</ETag><Size>3</Size></Contents>"
-        "<Contents><Key>p/plus%2Bx</Key><ETag>&quot;e2&quot;</ETag><Size>0</Size></Contents>"
-        "<Contents><Key>p/%C3%A9%01</Key><ETag>&quot;e3&quot;</ETag><Size>1</Size></Contents>"
-        "</ListBucketResult>"
-    ).encode()
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>unit-bucket</Name><Prefix>p%2F</Prefix><KeyCount>3</KeyCount>"
+        b"<MaxKeys>3</MaxKeys><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+        b"<NextContinuationToken>tok/en=</NextContinuationToken>"
+        b"<Contents><Key>p/a+b</Key><ETag>&quot;e1&quot;</ETag><Size>3</Size></Contents>"
+        b"<Contents><Key>p/plus%2Bx</Key><ETag>&quot;e2&quot;</ETag><Size>0</Size></Contents>"
+        b"<Contents><Key>p/%C3%A9%01</Key><ETag>&quot;e3&quot;</ETag><Size>1</Size></Contents>"
+        b"</ListBucketResult>"
+    )
     server.script(Reply(body=body))
 
     response = client.list_objects_v2(
@@ -287,9 +286,9 @@ def test_list_empty_has_no_contents(client: S3HttpClient, server: ScriptedServer
 
 def test_delete_objects_request_and_errors(client: S3HttpClient, server: ScriptedServer) -> None:
     result = (
-        "<DeleteResult><Error><Key>b&amp;c</Key><Code>AccessDenied</Code>"
-        "<Message>Access Denied</Message></Error></DeleteResult>"
-    ).encode()
+        b"<DeleteResult><Error><Key>b&amp;c</Key><Code>AccessDenied</Code>"
+        b"<Message>Access Denied</Message></Error></DeleteResult>"
+    )
     server.script(Reply(body=result))
 
     response = client.delete_objects(
@@ -487,12 +486,12 @@ def test_delete_many_chunks_by_1000(client: S3HttpClient, server: ScriptedServer
 
 def test_delete_many_names_failed_key(client: S3HttpClient, server: ScriptedServer) -> None:
     result = (
-        "<DeleteResult>"
-        "<Error><Key>pre/c</Key><Code>InternalError</Code><Message>m</Message></Error>"
-        "<Error><Key>pre/b</Key><Code>AccessDenied</Code><Message>m</Message></Error>"
-        "<Error><Key>pre/a</Key><Code>NoSuchKey</Code><Message>m</Message></Error>"
-        "</DeleteResult>"
-    ).encode()
+        b"<DeleteResult>"
+        b"<Error><Key>pre/c</Key><Code>InternalError</Code><Message>m</Message></Error>"
+        b"<Error><Key>pre/b</Key><Code>AccessDenied</Code><Message>m</Message></Error>"
+        b"<Error><Key>pre/a</Key><Code>NoSuchKey</Code><Message>m</Message></Error>"
+        b"</DeleteResult>"
+    )
     server.script(Reply(body=result))
 
     with pytest.raises(StoreError) as caught:
