@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from buquet.errors import PreconditionFailed
@@ -17,7 +17,9 @@ from buquet.store import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject
 
 T = TypeVar("T")
 
-OPERATIONS = ("get", "create", "replace", "put", "delete", "list_page")
+OPERATIONS = ("get", "create", "replace", "put", "delete", "delete_many", "list_page")
+# S3Store sends delete_many as DeleteObjects requests of up to this many keys.
+DELETE_BATCH_SIZE = 1000
 
 
 def key_area(key: str) -> str:
@@ -69,6 +71,14 @@ class CountingStore:
 
     def delete(self, key: str, etag: str | None = None) -> None:
         self._count("delete", key, lambda: self.inner.delete(key, etag))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Count ``delete_many`` once per DeleteObjects request: one per 1000 keys."""
+        if not keys:
+            return
+        with self._lock:
+            self.requests["delete_many"] += -(-len(keys) // DELETE_BATCH_SIZE)
+        self.inner.delete_many(keys)
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

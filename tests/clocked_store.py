@@ -8,7 +8,7 @@ say) wrap the store in :class:`ClockedStore` instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from buquet.store import DEFAULT_PAGE_SIZE, ListPage, ObjectStore, StoredObject
 
@@ -38,6 +38,9 @@ class ClockedStore:
 
     def delete(self, key: str, etag: str | None = None) -> None:
         self.inner.delete(key, etag)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self.inner.delete_many(keys)
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

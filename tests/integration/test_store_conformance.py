@@ -113,6 +113,37 @@ def test_delete_missing_without_etag(store: ObjectStore) -> None:
     assert store.get("things/missing.json") is None
 
 
+def test_delete_many_removes_listed(store: ObjectStore) -> None:
+    for name in ("a", "b", "c"):
+        store.create(f"things/{name}.json", b"1")
+
+    store.delete_many(["things/a.json", "things/missing.json", "things/c.json"])
+
+    assert store.get("things/a.json") is None
+    assert store.get("things/c.json") is None
+    assert store.get("things/b.json") is not None
+    assert store.list_page("things/").keys == ["things/b.json"]
+
+
+def test_delete_many_empty(store: ObjectStore) -> None:
+    store.create("things/a.json", b"1")
+
+    store.delete_many([])
+
+    assert store.get("things/a.json") is not None
+
+
+def test_delete_many_over_one_request(store: ObjectStore) -> None:
+    # S3 takes at most 1000 keys per DeleteObjects request, so 1001 needs two.
+    keys = [f"bulk/{index:04d}" for index in range(1001)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda key: store.put(key, b"x"), keys))
+
+    store.delete_many(keys)
+
+    assert store.list_page("bulk/").keys == []
+
+
 def test_create_after_delete(store: ObjectStore) -> None:
     store.delete("things/a.json", store.create("things/a.json", b"1"))
 

@@ -160,3 +160,26 @@ def test_probability_repeats_with_seed() -> None:
 def test_invalid_rule_rejected(rule: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         FaultRule(**rule)  # type: ignore[arg-type]
+
+
+def test_delete_many_slow_down_retried() -> None:
+    store, inner = faulty(
+        FaultRule(Fault.SLOW_DOWN, operations={"delete_many"}, count=2), retry=NO_WAIT
+    )
+    inner.put("a", b"1")
+    inner.put("b", b"2")
+
+    store.delete_many(["a", "b"])
+
+    assert inner.list_page("").keys == []
+    assert store.injected[Fault.SLOW_DOWN, "delete_many"] == 2
+
+
+def test_delete_many_lost_answer_applied() -> None:
+    store, inner = faulty(FaultRule(Fault.LOST_ANSWER, operations={"delete_many"}))
+    inner.put("a", b"1")
+
+    with pytest.raises(AmbiguousWrite):
+        store.delete_many(["a"])
+
+    assert inner.get("a") is None

@@ -8,7 +8,7 @@ delete, sorted listing by prefix with start-after, and the store's clock.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -66,6 +66,14 @@ class ObjectStore(Protocol):
 
         Deleting a missing key without ``etag`` succeeds; with ``etag`` it
         raises PreconditionFailed.
+        """
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete objects without conditions; missing keys count as deleted.
+
+        Raises StoreError naming the first key that could not be deleted.
+        Keys before it may be deleted and keys after it may not.
         """
         ...
 

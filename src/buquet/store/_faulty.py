@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OPERATIONS = frozenset({"get", "create", "replace", "put", "delete", "list_page"})
-WRITES = frozenset({"create", "replace", "put", "delete"})
+OPERATIONS = frozenset({"get", "create", "replace", "put", "delete", "delete_many", "list_page"})
+WRITES = frozenset({"create", "replace", "put", "delete", "delete_many"})
 CONDITIONAL_WRITES = frozenset({"create", "replace", "delete"})
 
 
@@ -144,6 +144,11 @@ class FaultyStore:
 
     def delete(self, key: str, etag: str | None = None) -> None:
         self._call("delete", key, lambda: self.inner.delete(key, etag))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete ``keys`` in one request; rules select it by its first key."""
+        if keys:
+            self._call("delete_many", keys[0], lambda: self.inner.delete_many(keys))
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

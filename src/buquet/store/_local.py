@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from buquet.errors import InvalidKeyError, PreconditionFailed, StoreError
@@ -126,6 +126,11 @@ class LocalStore:
             except OSError as exc:
                 raise _wrap(exc, "delete", key) from exc
         self._prune_empty_parents(path.parent)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete each key in turn: a directory store has no batch delete."""
+        for key in keys:
+            self.delete(key)
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

@@ -6,7 +6,7 @@ import bisect
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from buquet.errors import PreconditionFailed
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, StoredObject
@@ -65,6 +65,12 @@ class MemoryStore:
             if current is not None:
                 del self._objects[key]
                 self._sorted_keys.pop(bisect.bisect_left(self._sorted_keys, key))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                if self._objects.pop(key, None) is not None:
+                    self._sorted_keys.pop(bisect.bisect_left(self._sorted_keys, key))
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

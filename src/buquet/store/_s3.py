@@ -191,6 +191,7 @@ class S3Store:
         Missing keys count as deleted. Raises StoreError naming the first key,
         in the order given, that the server failed to delete. The chunks before
         that key's chunk are deleted, and the chunks after it are not sent.
+        SeaweedFS 4.48 supports DeleteObjects, as the conformance tests check.
         """
         for start in range(0, len(keys), MAX_DELETE_KEYS):
             self._delete_chunk(keys[start : start + MAX_DELETE_KEYS])

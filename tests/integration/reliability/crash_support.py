@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from buquet import keys
@@ -87,9 +88,7 @@ def _status_of(data: bytes) -> str:
 
 
 def _hint_node(key: str) -> str:
-    if key.startswith(keys.READY):
-        return node_of(keys.parse_ready_key(key)[2])
-    return node_of(keys.parse_lease_key(key)[1])
+    return node_of(keys.parse_ready_key(key)[2])
 
 
 def _marker_kind(key: str) -> str:
@@ -115,8 +114,6 @@ def label_write(operation: str, key: str, old: StoredObject | None, data: bytes 
         return f"{operation} run"
     if key.startswith(keys.READY):
         return f"{operation} ready hint {_hint_node(key)}"
-    if key.startswith(keys.LEASES):
-        return f"{operation} lease hint {_hint_node(key)}"
     if key.startswith(keys.DONE):
         return f"{operation} done marker {_marker_kind(key)}"
     if key.startswith(keys.WIDTHS):
@@ -179,6 +176,11 @@ class CrashingStore:
             self.inner.delete(key, etag)
             if existed:
                 self._after_write("delete", key, None, None)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self.delete(key)
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from buquet.store import DEFAULT_PAGE_SIZE, ListPage, MemoryStore, StoredObject
@@ -58,6 +59,10 @@ class RecordingStore:
     def delete(self, key: str, etag: str | None = None) -> None:
         self.calls.append(("delete", key))
         self.inner.delete(key, etag)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self.calls.extend(("delete_many", key) for key in keys)
+        self.inner.delete_many(keys)
 
     def list_page(
         self, prefix: str, start_after: str = "", max_keys: int = DEFAULT_PAGE_SIZE
