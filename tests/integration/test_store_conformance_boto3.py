@@ -7,23 +7,22 @@ boto3 path against the same real server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from test_store_conformance import *  # noqa: F403
 
 from buquet.store import ObjectStore
-from conftest import SeaweedServer, StoreFactory, _unique_prefix
 
 pytestmark = pytest.mark.s3
 
 
 @pytest.fixture
-def store_factory(
-    seaweedfs: SeaweedServer, request: pytest.FixtureRequest
-) -> Iterator[StoreFactory]:
+def store_factory(seaweedfs: Any) -> Iterator[Callable[[], ObjectStore]]:
     """Open handles on one unique prefix of the SeaweedFS bucket, each with a boto3 client."""
-    prefix = _unique_prefix(request)
+    prefix = f"t-boto3-{uuid.uuid4().hex[:12]}"
     opened: list[ObjectStore] = []
 
     def open_handle() -> ObjectStore:
