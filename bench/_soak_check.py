@@ -223,7 +223,7 @@ def describe_stuck(store: ObjectStore, run_id: str, tasks: Iterable[Task]) -> di
         "done_markers": list(iter_keys(store, keys.done_prefix(run_id))),
         "hints": [
             key
-            for prefix in (keys.READY, keys.LEASES)
+            for prefix in (keys.READY,)
             for key in iter_keys(store, prefix)
             if run_id in key
         ],

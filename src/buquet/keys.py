@@ -3,8 +3,8 @@
 Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
 
     tasks/<task id>.json                  a task: the truth about it
-    ready/<due ms>~<type>~<task id>       hint: the task may be claimable from <due ms>
-    leases/<expiry ms>~<task id>          hint: a claimed task whose lease ends at <expiry ms>
+    ready/<due ms>~<type>~<task id>       hint: a live task, claimable from <due ms>; kept
+                                          while it runs and until it has settled
     runs/<run id>.json                    a workflow run
     done/<run id>/<node>/all              marker: a step (every item of a map) finished
     done/<run id>/<node>/g<group>/<index> marker: one map item finished
@@ -33,7 +33,6 @@ from buquet.errors import InvalidKeyError
 
 TASKS = "tasks/"
 READY = "ready/"
-LEASES = "leases/"
 RUNS = "runs/"
 DONE = "done/"
 WIDTHS = "widths/"
@@ -125,22 +124,6 @@ def parse_ready_key(key: str) -> tuple[int, str, str]:
     """Split a ready hint key into (due ms, task type, task id)."""
     due, task_type, task_id = key.removeprefix(READY).split(HINT_SEPARATOR, 2)
     return int(due), task_type, task_id
-
-
-def lease_key(expires_millis: int, task_id: str) -> str:
-    """Key of a lease hint: sorts by lease expiry."""
-    return f"{LEASES}{_time_part(expires_millis)}{HINT_SEPARATOR}{task_id}"
-
-
-def lease_key_cutoff(now_millis: int) -> str:
-    """Return a key that sorts after every lease hint expired at or before ``now_millis``."""
-    return f"{LEASES}{_time_part(now_millis)}{chr(ord(HINT_SEPARATOR) + 1)}"
-
-
-def parse_lease_key(key: str) -> tuple[int, str]:
-    """Split a lease hint key into (expiry ms, task id)."""
-    expires, task_id = key.removeprefix(LEASES).split(HINT_SEPARATOR, 1)
-    return int(expires), task_id
 
 
 def step_task_id(run_id: str, step: str, index: int | None = None) -> str:

@@ -1,9 +1,15 @@
 """Claiming a due task: find it through the ready hints, take it with a CAS.
 
-Claimers list ``ready/`` up to the current time on the store's clock and keep
-the hints of the types they handle. They try the oldest few in random order,
-so that workers spread over different tasks instead of racing for the first.
-Hints that no longer match their task are deleted.
+A claimer lists ``ready/`` up to the current time on the store's clock and
+keeps the hints of the types it handles. Every hint it reads goes through the
+sweep rules (``_sweep``), so claiming also returns lapsed leases to pending
+and settles tasks whose owner died; there is no separate sweep listing.
+
+A :class:`Claimer` keeps its listing between claims and remembers hints that
+need no look before a known time (a healthy lease), so a busy worker lists
+once per many tasks and reads each task about once. It walks its listing from
+a random position and jumps elsewhere when it meets a task another worker
+took, so that workers sharing one listing spread over different tasks.
 """
 
 from __future__ import annotations
@@ -11,130 +17,182 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from buquet import keys
 from buquet.errors import AmbiguousWrite, PreconditionFailed
 from buquet.queue._claimed import ClaimedTask
-from buquet.queue._io import TaskIO, millis, stamp
+from buquet.queue._io import TaskIO, millis, ready_hint_key, stamp
+from buquet.queue._sweep import (
+    ReadyHint,
+    Settlement,
+    Sweeper,
+    SweepReport,
+    Verdict,
+    due_hints,
+)
 from buquet.queue._task import Task, TaskStatus
-from buquet.store import iter_keys
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 100
-"""Ready hints read per listing request."""
-MAX_CANDIDATES = 100
-"""Hints considered by one claim."""
-SHUFFLE_WINDOW = 8
-"""The oldest hints tried in random order."""
-MISSING_TASK_GRACE = dt.timedelta(seconds=60)
-"""Age after which a hint whose task is missing is deleted; a submission may be in between."""
+MAX_CANDIDATES = 1000
+"""Hints kept from one listing."""
+LISTING_TTL = 2.0
+"""Seconds a listing is used before listing again, so older hints are not starved."""
+MAX_MISSES = 4
+"""Hints in a row that gave nothing before the claimer lists again."""
+MAX_SKIPPED = 50_000
+"""Hints remembered as needing no look before a known time."""
 
 
 @dataclass(frozen=True)
-class ReadyHint:
-    """A parsed ``ready/`` key."""
+class ClaimOptions:
+    """Who claims, for which types, and the lease length (None: the task's own)."""
 
-    key: str
-    due_ms: int
-    task_type: str
-    task_id: str
-
-
-def claim(
-    io: TaskIO,
-    types: Collection[str] | None,
-    worker_id: str,
-    *,
-    lease: float | None = None,
-    rng: random.Random | None = None,
-) -> ClaimedTask | None:
-    """Claim one due task of ``types`` (any type when None); None when there is none."""
-    now = io.now()
-    for hint in _ordered(_candidates(io, types, now), rng or random.Random()):
-        claimed = _try_hint(io, hint, worker_id, lease)
-        if claimed is not None:
-            return claimed
-    return None
+    worker_id: str
+    types: Collection[str] | None = None
+    lease: float | None = None
 
 
-def _candidates(io: TaskIO, types: Collection[str] | None, now: dt.datetime) -> list[ReadyHint]:
-    found: list[ReadyHint] = []
-    for hint in _due_hints(io, now):
-        if types is None or hint.task_type in types:
+class Claimer:
+    """Claims tasks for one worker, keeping its listing between claims."""
+
+    def __init__(
+        self,
+        io: TaskIO,
+        options: ClaimOptions,
+        settlement: Settlement | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._io = io
+        self._options = options
+        types = options.types
+        self._sweeper = Sweeper(io, settlement or Settlement({}, types))
+        self._rng = rng or random.Random()
+        self._candidates: list[ReadyHint] = []
+        self._position = 0
+        self._listed_at = 0.0
+        self._misses = 0
+        self._skipped: dict[str, int] = {}
+        self._held: set[str] = set()
+
+    @property
+    def report(self) -> SweepReport:
+        """What the sweep rules did so far."""
+        return self._sweeper.report
+
+    def hold(self, hint_key: str) -> None:
+        """Skip ``hint_key`` until :meth:`drop`: it belongs to a task this worker runs."""
+        self._held.add(hint_key)
+
+    def drop(self, hint_key: str) -> None:
+        """Stop skipping a hint passed to :meth:`hold`."""
+        self._held.discard(hint_key)
+
+    def claim(self) -> ClaimedTask | None:
+        """Claim one due task; None when a fresh listing holds nothing claimable."""
+        fresh = self._stale_listing()
+        if fresh:
+            self._list()
+        while True:
+            while self._candidates:
+                claimed = self._try(self._pop())
+                if claimed is not None:
+                    self._misses = 0
+                    return claimed
+                self._misses += 1
+                if self._misses >= MAX_MISSES and self._candidates:
+                    self._list()
+                    fresh = True
+            if fresh:
+                return None
+            self._list()
+            fresh = True
+
+    def forget_listing(self) -> None:
+        """List again at the next claim, e.g. after this process created new tasks."""
+        self._candidates = []
+
+    def _stale_listing(self) -> bool:
+        return not self._candidates or time.monotonic() - self._listed_at > LISTING_TTL
+
+    def _list(self) -> None:
+        self._misses = 0
+        now_ms = millis(self._io.now())
+        self._prune(now_ms)
+        types = self._options.types
+        found: list[ReadyHint] = []
+        for hint in due_hints(self._io, now_ms):
+            if types is not None and hint.task_type not in types:
+                continue
+            if hint.key in self._held or self._skipped.get(hint.key, 0) > now_ms:
+                continue
             found.append(hint)
-        if len(found) == MAX_CANDIDATES:
-            break
-    return found
+            if len(found) == MAX_CANDIDATES:
+                break
+        self._candidates = found
+        self._position = self._rng.randrange(len(found)) if found else 0
+        self._listed_at = time.monotonic()
+
+    def _prune(self, now_ms: int) -> None:
+        if len(self._skipped) > MAX_SKIPPED // 2:
+            self._skipped = {k: t for k, t in self._skipped.items() if t > now_ms}
+        if len(self._skipped) > MAX_SKIPPED:
+            self._skipped.clear()
+
+    def _pop(self) -> ReadyHint:
+        """Take the hint at the current position; after a miss, jump to a random one."""
+        if self._misses:
+            self._position = self._rng.randrange(len(self._candidates))
+        self._position %= len(self._candidates)
+        return self._candidates.pop(self._position)
+
+    def _try(self, hint: ReadyHint) -> ClaimedTask | None:
+        verdict = self._sweeper.check(hint)
+        if verdict.claimable is None:
+            self._remember(hint, verdict)
+            return None
+        claimed = take(self._io, verdict.claimable, self._options)
+        if claimed is not None:
+            expires = claimed.task.lease_expires_at
+            assert expires is not None
+            self._skipped[claimed.hint] = millis(expires)
+        return claimed
+
+    def _remember(self, hint: ReadyHint, verdict: Verdict) -> None:
+        if verdict.revisit_ms is not None:
+            self._skipped[hint.key] = verdict.revisit_ms
 
 
-def _due_hints(io: TaskIO, now: dt.datetime) -> Iterator[ReadyHint]:
-    cutoff = keys.ready_key_cutoff(millis(now))
-    for key in iter_keys(io.store, keys.READY, end_before=cutoff, page_size=PAGE_SIZE):
-        try:
-            due, task_type, task_id = keys.parse_ready_key(key)
-        except ValueError:
-            logger.warning("ignoring malformed ready hint %s", key)
-            continue
-        yield ReadyHint(key, due, task_type, task_id)
-
-
-def _ordered(hints: list[ReadyHint], rng: random.Random) -> list[ReadyHint]:
-    window = hints[:SHUFFLE_WINDOW]
-    rng.shuffle(window)
-    return window + hints[SHUFFLE_WINDOW:]
-
-
-def _try_hint(
-    io: TaskIO, hint: ReadyHint, worker_id: str, lease: float | None
-) -> ClaimedTask | None:
-    found = io.read(hint.task_id)
-    now = io.now()
-    if found is None:
-        if millis(now) - hint.due_ms > MISSING_TASK_GRACE.total_seconds() * 1000:
-            io.delete_hint(hint.key)
-        return None
+def take(io: TaskIO, found: tuple[Task, str], options: ClaimOptions) -> ClaimedTask | None:
+    """Write the claim of a pending task read with ``etag``; None when another claimer won."""
     task, etag = found
-    if not _claimable(task, hint, now):
-        if _stale(task, hint):
-            io.delete_hint(hint.key)
+    now = io.now()
+    lease_seconds = options.lease if options.lease is not None else task.lease_seconds
+    running = stamp(running_copy(task, options.worker_id, now, lease_seconds), now)
+    new_etag = _write_claim(io, running, etag)
+    if new_etag is None:
         return None
-    if task.cancel_requested:
-        _cancel_pending(io, task, etag, hint, now)
-        return None
-    return _take(io, found, hint, worker_id=worker_id, lease=lease)
-
-
-def _claimable(task: Task, hint: ReadyHint, now: dt.datetime) -> bool:
-    return (
-        task.status is TaskStatus.PENDING
-        and task.type == hint.task_type
-        and task.available_at <= now
-        and millis(task.available_at) <= hint.due_ms
+    assert running.lease_token is not None
+    logger.debug("claimed task %s (attempt %d) as %s", task.id, running.attempts, options.worker_id)
+    return ClaimedTask(
+        running, new_etag, running.lease_token, lease_seconds, ready_hint_key(running)
     )
 
 
-def _stale(task: Task, hint: ReadyHint) -> bool:
-    """Check whether another hint, or none at all, now stands for this task."""
-    return (
-        task.status is not TaskStatus.PENDING
-        or task.type != hint.task_type
-        or millis(task.available_at) > hint.due_ms
+def running_copy(task: Task, worker_id: str, now: dt.datetime, lease_seconds: float) -> Task:
+    """Return ``task`` as running under a new lease token, one attempt further."""
+    return task.model_copy(
+        update={
+            "status": TaskStatus.RUNNING,
+            "attempts": task.attempts + 1,
+            "lease_token": uuid.uuid4().hex,
+            "worker_id": worker_id,
+            "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
+        }
     )
-
-
-def _cancel_pending(io: TaskIO, task: Task, etag: str, hint: ReadyHint, now: dt.datetime) -> None:
-    cancelled = task.model_copy(update={"status": TaskStatus.CANCELLED, "finished_at": now})
-    try:
-        io.replace(stamp(cancelled, now), etag)
-    except (PreconditionFailed, AmbiguousWrite):
-        # The hint stays, and the next claimer that finds it stale deletes it.
-        return
-    logger.debug("task %s cancelled before it started", task.id)
-    io.delete_hint(hint.key)
 
 
 def _write_claim(io: TaskIO, running: Task, etag: str) -> str | None:
@@ -155,36 +213,3 @@ def _write_claim(io: TaskIO, running: Task, etag: str) -> str | None:
         logger.debug("claim of task %s was applied although its response was lost", running.id)
         return stored_etag
     return None
-
-
-def _take(
-    io: TaskIO,
-    found: tuple[Task, str],
-    hint: ReadyHint,
-    *,
-    worker_id: str,
-    lease: float | None,
-) -> ClaimedTask | None:
-    task, etag = found
-    now = io.now()
-    lease_seconds = lease if lease is not None else task.lease_seconds
-    expires = now + dt.timedelta(seconds=lease_seconds)
-    lease_hint = io.put_lease_hint(task.id, expires)
-    running = task.model_copy(
-        update={
-            "status": TaskStatus.RUNNING,
-            "attempts": task.attempts + 1,
-            "lease_token": uuid.uuid4().hex,
-            "worker_id": worker_id,
-            "lease_expires_at": expires,
-        }
-    )
-    running = stamp(running, now)
-    new_etag = _write_claim(io, running, etag)
-    if new_etag is None:
-        io.delete_hint(lease_hint)
-        return None
-    io.delete_hint(hint.key)
-    assert running.lease_token is not None
-    logger.debug("claimed task %s (attempt %d) as %s", task.id, running.attempts, worker_id)
-    return ClaimedTask(running, new_etag, running.lease_token, lease_seconds, lease_hint)

@@ -20,8 +20,8 @@ class ClaimedTask:
     etag: str
     token: str
     lease_seconds: float
-    lease_hint: str
-    """Key of the lease hint this worker wrote last."""
+    hint: str
+    """Key of the task's ready hint, deleted once the task has finished and settled."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property

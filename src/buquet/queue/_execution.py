@@ -24,9 +24,10 @@ from buquet.errors import (
 )
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._context import TaskContext
+from buquet.queue._handoff import Handoff, handing_off
 from buquet.queue._invoke import HandlerCall
 from buquet.queue._queue import Queue
-from buquet.queue._registry import HandlerSpec
+from buquet.queue._registry import HandlerSpec, SettleHook
 from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,15 @@ class Held:
 
 
 class Outcomes:
-    """Writes the outcome of attempts, then runs the settle hook and drops the lease hint."""
+    """Writes the outcome of attempts, then runs the settle hook and drops the ready hint.
 
-    def __init__(self, queue: Queue, worker_id: str) -> None:
+    ``handoff`` is published to settle hooks (see ``_handoff``).
+    """
+
+    def __init__(self, queue: Queue, worker_id: str, handoff: Handoff | None = None) -> None:
         self.queue = queue
         self.worker_id = worker_id
+        self.handoff = handoff
 
     def execute(self, held: Held) -> None:
         """Run the handler of ``held`` and write what came of it."""
@@ -112,20 +117,27 @@ class Outcomes:
         self.settle(held, task)
 
     def settle(self, held: Held, task: Task) -> None:
-        """Call the settle hook of a finished task, then delete its lease hint."""
+        """Call the settle hook of a finished task, then delete its ready hint."""
         if not task.status.is_terminal:
             return
         hook = held.spec.on_settled
         if hook is not None:
             try:
-                hook(task)
+                self._call_hook(hook, task)
             except Exception:
                 logger.exception(
                     "settle hook of task %s failed; the sweeper calls it again later",
                     held.label,
                 )
                 return
-        self.queue.drop_lease_hint(held.claimed)
+        self.queue.drop_hint(held.claimed)
+
+    def _call_hook(self, hook: SettleHook, task: Task) -> None:
+        if self.handoff is None:
+            hook(task)
+            return
+        with handing_off(self.handoff):
+            hook(task)
 
     def release(self, held: Held) -> None:
         """Return a task whose handler is still running at shutdown to pending."""

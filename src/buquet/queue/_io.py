@@ -83,21 +83,14 @@ class TaskIO:
         self.put_hint(key)
         return key
 
-    def put_lease_hint(self, task_id: str, expires_at: dt.datetime) -> str:
-        """Write a lease hint that lapses at ``expires_at``."""
-        key = lease_hint_key(task_id, expires_at)
-        self.put_hint(key)
-        return key
-
 
 def ready_hint_key(task: Task) -> str:
-    """Key of the ready hint of ``task``."""
+    """Key of the ready hint of ``task``: due at its ``available_at``.
+
+    A task keeps this hint while it is pending or running and until its
+    settle hook ran, so the due hints lead to every live task.
+    """
     return keys.ready_key(millis(task.available_at), task.type, task.id)
-
-
-def lease_hint_key(task_id: str, expires_at: dt.datetime) -> str:
-    """Key of the lease hint of a task whose lease ends at ``expires_at``."""
-    return keys.lease_key(millis(expires_at), task_id)
 
 
 def millis(moment: dt.datetime) -> int:

@@ -24,7 +24,7 @@ from buquet.errors import (
     StoreError,
 )
 from buquet.queue._claimed import ClaimedTask
-from buquet.queue._io import TaskIO, lease_hint_key, ready_hint_key, stamp
+from buquet.queue._io import TaskIO, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -101,45 +101,21 @@ def _owned_by(task: Task, token: str) -> bool:
 
 
 def renew(io: TaskIO, claimed: ClaimedTask) -> Task:
-    """Extend the lease by its length from now, moving the lease hint with it.
-
-    The new lease hint is written before the task, and the old one is
-    deleted after, so the owner always knows the key of its current hint.
-    """
-    written: list[str] = []
+    """Extend the lease by its length from now; one conditional write, no hint changes."""
 
     def extend(task: Task, now: dt.datetime) -> Task:
         expires = now + dt.timedelta(seconds=claimed.lease_seconds)
         return task.model_copy(update={"lease_expires_at": expires})
 
-    def put_hint(task: Task) -> None:
-        assert task.lease_expires_at is not None
-        written.append(io.put_lease_hint(task.id, task.lease_expires_at))
-
-    with claimed.lock:
-        try:
-            task = write_owned(io, claimed, extend, put_hint)
-        except LeaseLost:
-            for key in written:
-                io.delete_hint(key)
-            raise
-        assert task.lease_expires_at is not None
-        _move_hint(io, claimed, lease_hint_key(task.id, task.lease_expires_at), written)
-    return task
-
-
-def _move_hint(io: TaskIO, claimed: ClaimedTask, current: str, written: list[str]) -> None:
-    for key in {claimed.lease_hint, *written} - {current}:
-        io.delete_hint(key)
-    claimed.lease_hint = current
+    return write_owned(io, claimed, extend)
 
 
 def complete(io: TaskIO, claimed: ClaimedTask, result: Any = None) -> Task:
     """Mark the task succeeded with ``result``.
 
     Raises SerializationError, before any write, when ``result`` is not
-    JSON-serialisable. The lease hint is kept: the caller deletes it with
-    :func:`drop_lease_hint` once its settle hook has run.
+    JSON-serialisable. The ready hint is kept: the caller deletes it with
+    :func:`drop_hint` once its settle hook has run.
     """
     value = _json.to_json_value(result)
 
@@ -161,8 +137,9 @@ def fail(io: TaskIO, claimed: ClaimedTask, error: str, *, retryable: bool = True
     """Record a failed attempt: retry after the backoff delay, or fail the task for good.
 
     A task whose cancellation was requested becomes cancelled instead. On a
-    retry the ready hint is written first and the lease hint deleted after.
-    On a terminal outcome the lease hint is kept for the caller to drop.
+    retry the hint at the new due time is written first and the old one
+    deleted after. On a terminal outcome the hint is kept for the caller to
+    drop once its settle hook has run.
     """
 
     def record(task: Task, now: dt.datetime) -> Task:
@@ -175,25 +152,32 @@ def fail(io: TaskIO, claimed: ClaimedTask, error: str, *, retryable: bool = True
 
     task = write_owned(io, claimed, record, _put_ready_if_pending(io))
     if task.status is TaskStatus.PENDING:
-        drop_lease_hint(io, claimed)
+        _move_hint(io, claimed, ready_hint_key(task))
     return task
 
 
 def release(io: TaskIO, claimed: ClaimedTask) -> Task:
-    """Give the task back, due now, without counting the attempt (graceful shutdown)."""
+    """Give the task back without counting the attempt (graceful shutdown).
+
+    It keeps its due time, which has passed, so its hint stays valid.
+    """
 
     def give_back(task: Task, now: dt.datetime) -> Task:
-        pending = _to_pending(task, now, task.error)
+        pending = _to_pending(task, task.available_at, task.error)
         return pending.model_copy(update={"attempts": max(task.attempts - 1, 0)})
 
-    task = write_owned(io, claimed, give_back, _put_ready_if_pending(io))
-    drop_lease_hint(io, claimed)
-    return task
+    return write_owned(io, claimed, give_back)
 
 
-def drop_lease_hint(io: TaskIO, claimed: ClaimedTask) -> bool:
-    """Delete the lease hint of a task that left the running state through this owner."""
-    return io.delete_hint(claimed.lease_hint)
+def drop_hint(io: TaskIO, claimed: ClaimedTask) -> bool:
+    """Delete the ready hint of a task that finished through this owner and settled."""
+    return io.delete_hint(claimed.hint)
+
+
+def _move_hint(io: TaskIO, claimed: ClaimedTask, current: str) -> None:
+    if current != claimed.hint:
+        io.delete_hint(claimed.hint)
+        claimed.hint = current
 
 
 def _put_ready_if_pending(io: TaskIO) -> BeforeWrite:

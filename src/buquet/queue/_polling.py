@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from buquet.errors import ConfigError
 
+GROWTH = 1.5
+"""Factor between the delays of consecutive empty claims."""
+
 
 class Poll:
-    """Delays between empty claims: ``minimum``, doubling up to ``maximum``."""
+    """Delays between empty claims: ``minimum``, growing by half each time up to ``maximum``."""
 
     def __init__(self, minimum: float, maximum: float) -> None:
         if minimum <= 0 or maximum < minimum:
@@ -19,9 +22,9 @@ class Poll:
         self._next = minimum
 
     def next_delay(self) -> float:
-        """Return the delay after an empty claim, and double the following one."""
+        """Return the delay after an empty claim, and make the following one half as long again."""
         delay = self._next
-        self._next = min(self._next * 2, self.maximum)
+        self._next = min(self._next * GROWTH, self.maximum)
         return delay
 
     def reset(self) -> None:

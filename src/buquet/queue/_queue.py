@@ -11,9 +11,10 @@ from typing import Any
 
 from buquet import _time
 from buquet.errors import TaskNotFound
-from buquet.queue import _claim, _owned
+from buquet.queue import _owned
 from buquet.queue._backoff import Backoff
 from buquet.queue._cancel import cancel as _cancel
+from buquet.queue._claim import Claimer, ClaimOptions
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._io import TaskIO
 from buquet.queue._listing import iter_tasks
@@ -25,6 +26,7 @@ from buquet.queue._submit import (
     check_max_attempts,
 )
 from buquet.queue._submit import submit as _submit
+from buquet.queue._submit import submit_claimed as _submit_claimed
 from buquet.queue._sweep import SettleHook, Settlement, SweepReport
 from buquet.queue._sweep import sweep as _sweep
 from buquet.queue._task import Task, TaskStatus
@@ -55,6 +57,8 @@ class Queue:
         self._io = TaskIO(store)
         self._finished_ids: set[str] = set()
         self._repair_lock = threading.Lock()
+        self._claimers: dict[tuple[object, ...], Claimer] = {}
+        self._claimers_lock = threading.Lock()
 
     def submit(
         self,
@@ -76,6 +80,33 @@ class Queue:
         and InvalidKeyError for an invalid type or id. Nothing is written when
         a value is invalid.
         """
+        task = self.prepare(
+            task_type,
+            input,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            task_id=task_id,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            lease=lease,
+            backoff=backoff,
+        )
+        return _submit(self._io, task)
+
+    def prepare(
+        self,
+        task_type: str,
+        input: Any = None,
+        *,
+        delay: Duration = 0,
+        idempotency_key: str | None = None,
+        task_id: str | None = None,
+        max_attempts: int | None = None,
+        timeout: Duration | None = None,
+        lease: Duration | None = None,
+        backoff: Backoff | None = None,
+    ) -> Task:
+        """Validate the arguments of :meth:`submit` and build the pending task, writing nothing."""
         options = SubmitOptions(
             delay=_time.parse_duration(delay, name="delay"),
             max_attempts=check_max_attempts(
@@ -87,7 +118,10 @@ class Queue:
             task_id=task_id,
             idempotency_key=idempotency_key,
         )
-        task = build_task(task_type, input, options, self.store.now())
+        return build_task(task_type, input, options, self.store.now())
+
+    def submit_prepared(self, task: Task) -> Task:
+        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`."""
         return _submit(self._io, task)
 
     def get(self, task_id: str) -> Task:
@@ -129,10 +163,46 @@ class Queue:
     ) -> ClaimedTask | None:
         """Claim a due task of one of ``types`` (any type when None); None when none is due.
 
-        ``lease`` overrides the lease length stored in the task.
+        ``lease`` overrides the lease length stored in the task. Calls with the
+        same arguments share one :class:`Claimer`, and so its listing.
+        """
+        if rng is not None:
+            return self.claimer(types, worker_id, lease=lease, rng=rng).claim()
+        kept_key = (None if types is None else tuple(sorted(types)), worker_id, lease)
+        with self._claimers_lock:
+            kept = self._claimers.get(kept_key)
+            if kept is None:
+                kept = self._claimers[kept_key] = self.claimer(types, worker_id, lease=lease)
+            return kept.claim()
+
+    def claimer(
+        self,
+        types: Collection[str] | None,
+        worker_id: str,
+        *,
+        lease: Duration | None = None,
+        settle_hooks: Mapping[str, SettleHook] | None = None,
+        rng: random.Random | None = None,
+    ) -> Claimer:
+        """Return a claimer that keeps its listing between claims, as a worker uses.
+
+        It applies the sweep rules to the hints it reads, calling
+        ``settle_hooks`` for finished tasks whose owner died.
         """
         seconds = None if lease is None else self.parse_lease(lease)
-        return _claim.claim(self._io, types, worker_id, lease=seconds, rng=rng)
+        options = ClaimOptions(worker_id, types, seconds)
+        settlement = Settlement(settle_hooks or {}, types)
+        return Claimer(self._io, options, settlement, rng)
+
+    def submit_claimed(
+        self, task: Task, worker_id: str, lease: float | None = None
+    ) -> ClaimedTask | None:
+        """Create ``task`` (from :meth:`prepare`) already claimed by ``worker_id``.
+
+        Returns None when an equal task with that id exists already; raises
+        TaskConflict when it differs.
+        """
+        return _submit_claimed(self._io, task, ClaimOptions(worker_id, None, lease))
 
     def renew(self, claimed: ClaimedTask) -> Task:
         """Extend the lease of a claimed task; raise LeaseLost when it was taken over."""
@@ -141,7 +211,7 @@ class Queue:
     def complete(self, claimed: ClaimedTask, result: Any = None) -> Task:
         """Mark a claimed task succeeded; raise LeaseLost or SerializationError.
 
-        The lease hint stays until :meth:`drop_lease_hint`, or until a sweep
+        The ready hint stays until :meth:`drop_hint`, or until a sweep
         deletes it, so a settle hook can run in between.
         """
         return _owned.complete(self._io, claimed, result)
@@ -154,9 +224,9 @@ class Queue:
         """Return a claimed task to pending, due now, without counting the attempt."""
         return _owned.release(self._io, claimed)
 
-    def drop_lease_hint(self, claimed: ClaimedTask) -> bool:
-        """Delete the lease hint of a claimed task that finished; False if the delete failed."""
-        return _owned.drop_lease_hint(self._io, claimed)
+    def drop_hint(self, claimed: ClaimedTask) -> bool:
+        """Delete the ready hint of a claimed task that finished and settled; False on failure."""
+        return _owned.drop_hint(self._io, claimed)
 
     def sweep(
         self,
@@ -165,10 +235,10 @@ class Queue:
         settle_hooks: Mapping[str, SettleHook] | None = None,
         types: Collection[str] | None = None,
     ) -> SweepReport:
-        """Requeue or fail tasks whose lease lapsed, and clean lease hints.
+        """Requeue or fail tasks whose lease lapsed, and clean the due ready hints.
 
-        The lease hint of a finished task is deleted after its type's settle
-        hook ran. With ``types``, hints of finished tasks of other types that
+        The hint of a task that finished a lease ago is deleted after its
+        type's settle hook ran. With ``types``, hints of finished tasks of other types that
         have no hook here are left for the sweeper of the process that
         handles them.
         """

@@ -2,8 +2,8 @@
 
 Hints are written before the task writes that need them, so they go missing
 only when something deletes them by mistake, or a store loses a write. The
-repair lists ``tasks/``, ``ready/`` and ``leases/`` and reads every task
-that has no hint of either kind. Task ids found finished are remembered,
+repair lists ``tasks/`` and ``ready/`` and reads every task that has no
+hint. Task ids found finished are remembered,
 because a finished task never changes again.
 """
 
@@ -36,8 +36,6 @@ def _hinted_ids(io: TaskIO) -> set[str]:
     hinted: set[str] = set()
     for key in iter_keys(io.store, keys.READY):
         hinted.add(key.rsplit(keys.HINT_SEPARATOR, 1)[-1])
-    for key in iter_keys(io.store, keys.LEASES):
-        hinted.add(key.split(keys.HINT_SEPARATOR, 1)[-1])
     return hinted
 
 

@@ -1,22 +1,31 @@
-"""The sweeper: returns tasks whose lease lapsed and cleans lease hints.
+"""The sweeper: brings the tasks behind due ready hints up to date.
 
-A lease hint ``leases/<expiry ms>~<id>`` that sorts before the store's
-current time is checked against its task. A renewed lease moves the hint. A
-lapsed lease sends the task back to pending, or fails it when no attempts
-are left. A finished task gets its settle hook called before the hint is
-deleted.
+A task keeps its ready hint ``ready/<due ms>~<type>~<id>`` from submission
+until it has finished and its settle hook ran, so the hints that are due on
+the store's clock lead to every live task. For each due hint the sweeper
+reads the task and:
+
+- returns a running task whose lease lapsed to pending (it keeps its due
+  time, so the same hint stays valid), or fails it when no attempts are left;
+- calls the settle hook of a task that finished more than a lease ago, then
+  deletes the hint (the owner does both within milliseconds, unless it died);
+- replaces a hint that no longer matches its task's due time or type by the
+  current one, and deletes hints whose task is missing for a minute.
+
+Claimers apply the same rules to the hints they meet (see ``_claim``), so an
+idle worker sweeps with the listing it polls with anyway.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from buquet import keys
 from buquet.errors import AmbiguousWrite, PreconditionFailed
-from buquet.queue._io import TaskIO, lease_hint_key, millis, ready_hint_key, stamp
+from buquet.queue._io import TaskIO, millis, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
 from buquet.store import iter_keys
 
@@ -25,6 +34,8 @@ logger = logging.getLogger(__name__)
 SettleHook = Callable[[Task], None]
 MAX_SWEEP_CONFLICTS = 5
 """Lost CAS races tolerated per hint before it is left for the next sweep."""
+MISSING_TASK_GRACE_MS = 60_000
+"""Age after which a hint whose task is missing is deleted; a submission may be in between."""
 
 
 @dataclass
@@ -38,7 +49,7 @@ class SweepReport:
     dead: int = 0
     """Tasks whose lease lapsed on their last attempt, now failed."""
     moved: int = 0
-    """Lease hints moved to a renewed lease's expiry."""
+    """Hints replaced by the current hint of their task."""
     settled: int = 0
     """Settle hooks called successfully."""
     hook_errors: int = 0
@@ -51,7 +62,7 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class Settlement:
-    """The rule for the lease hints of finished tasks, with the settle hooks to call.
+    """The rule for the hints of finished tasks, with the settle hooks to call.
 
     A type with a hook gets the hook called, then the hint deleted. A type in
     ``types`` without a hook just gets the hint deleted. Other types are left
@@ -68,83 +79,149 @@ class Settlement:
         return task_type in self.hooks or self.types is None or task_type in self.types
 
 
-def sweep(io: TaskIO, settlement: Settlement, now: dt.datetime | None = None) -> SweepReport:
-    """Check every lease hint that lapsed at or before ``now`` (the store's clock by default)."""
-    sweeper = _Sweeper(io, settlement, now or io.now())
-    cutoff = keys.lease_key_cutoff(millis(sweeper.now))
-    for key in list(iter_keys(io.store, keys.LEASES, end_before=cutoff)):
-        sweeper.report.checked += 1
+@dataclass(frozen=True)
+class ReadyHint:
+    """A parsed ``ready/`` key."""
+
+    key: str
+    due_ms: int
+    task_type: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a sweeper found behind one hint.
+
+    ``claimable`` holds a pending task that is due and its ETag. ``revisit_ms``
+    is a store time before which the hint needs no new look (a healthy
+    lease, a task that finished recently); None when nothing is left to do.
+    """
+
+    claimable: tuple[Task, str] | None = None
+    revisit_ms: int | None = None
+
+
+DONE = Verdict()
+
+
+def due_hints(io: TaskIO, now_ms: int, page_size: int = 1000) -> Iterator[ReadyHint]:
+    """Yield the ready hints due at or before ``now_ms``, oldest first."""
+    cutoff = keys.ready_key_cutoff(now_ms)
+    for key in iter_keys(io.store, keys.READY, end_before=cutoff, page_size=page_size):
         try:
-            _expires, task_id = keys.parse_lease_key(key)
+            due, task_type, task_id = keys.parse_ready_key(key)
         except ValueError:
-            logger.warning("ignoring malformed lease hint %s", key)
+            logger.warning("ignoring malformed ready hint %s", key)
             continue
-        sweeper.sweep_hint(key, task_id)
+        yield ReadyHint(key, due, task_type, task_id)
+
+
+def sweep(io: TaskIO, settlement: Settlement, now: dt.datetime | None = None) -> SweepReport:
+    """Check every ready hint due at or before ``now`` (the store's clock by default)."""
+    sweeper = Sweeper(io, settlement, now)
+    for hint in list(due_hints(io, millis(sweeper.now))):
+        sweeper.report.checked += 1
+        sweeper.check(hint)
     return sweeper.report
 
 
-class _Sweeper:
-    """One sweep pass at one moment of the store's clock."""
+class Sweeper:
+    """Applies the sweep rules to hints, at one moment of the store's clock or at each read."""
 
-    def __init__(self, io: TaskIO, settlement: Settlement, now: dt.datetime) -> None:
+    def __init__(self, io: TaskIO, settlement: Settlement, now: dt.datetime | None = None) -> None:
         self.io = io
         self.settlement = settlement
-        self.now = now
+        self._fixed_now = now
         self.report = SweepReport()
 
-    def sweep_hint(self, key: str, task_id: str) -> None:
-        """Bring the task behind one lapsed lease hint, and the hint, up to date."""
+    @property
+    def now(self) -> dt.datetime:
+        """The time the rules are applied at."""
+        return self._fixed_now or self.io.now()
+
+    def check(self, hint: ReadyHint) -> Verdict:
+        """Bring the task behind ``hint``, and the hint, up to date; say what is left."""
         for _ in range(MAX_SWEEP_CONFLICTS):
-            found = self.io.read(task_id)
-            if found is None:
-                self.remove(key)
-                return
+            found = self.io.read(hint.task_id)
             try:
-                self._apply(key, *found)
+                return self._apply(hint, found, self.now)
             except (PreconditionFailed, AmbiguousWrite):
                 # Lost the race, or the write's response was lost: the re-read
                 # at the top of the loop shows which, and what is left to do.
                 continue
-            return
-        logger.info("task %s kept changing during the sweep; it is checked next sweep", task_id)
+        logger.info("task %s kept changing during the sweep; it is checked later", hint.task_id)
+        return DONE
 
-    def _apply(self, key: str, task: Task, etag: str) -> None:
+    def _apply(self, hint: ReadyHint, found: tuple[Task, str] | None, now: dt.datetime) -> Verdict:
+        if found is None:
+            return self._missing(hint, now)
+        task, etag = found
+        if task.type != hint.task_type or ready_hint_key(task) != hint.key:
+            return self._replace_stale(hint, task)
+        if task.status is TaskStatus.PENDING:
+            return self._pending(hint, task, etag, now)
         if task.status is TaskStatus.RUNNING:
-            self._sweep_running(key, task, etag)
-        elif task.status is TaskStatus.PENDING:
-            # A retry or release that stopped before deleting the lease hint: make sure
-            # the ready hint exists (the key the retry wrote) before dropping this one.
-            self.io.put_ready_hint(task)
-            self.remove(key)
-        else:
-            self.settle(key, task)
+            return self._running(hint, task, etag, now)
+        return self._finished(hint, task, now)
 
-    def _sweep_running(self, key: str, task: Task, etag: str) -> None:
-        expires = task.lease_expires_at
-        if expires is not None and expires > self.now:
-            new_key = self.io.put_lease_hint(task.id, expires)
-            if new_key != key:
-                self.io.delete_hint(key)
+    def _missing(self, hint: ReadyHint, now: dt.datetime) -> Verdict:
+        grace_end = hint.due_ms + MISSING_TASK_GRACE_MS
+        if millis(now) < grace_end:
+            return Verdict(revisit_ms=grace_end)
+        self.remove(hint.key)
+        return DONE
+
+    def _replace_stale(self, hint: ReadyHint, task: Task) -> Verdict:
+        """Drop a hint left from an earlier due time, making sure the current one exists."""
+        if not task.status.is_terminal:
+            self.io.put_ready_hint(task)
             self.report.moved += 1
-            return
+        self.remove(hint.key)
+        return DONE
+
+    def _pending(self, hint: ReadyHint, task: Task, etag: str, now: dt.datetime) -> Verdict:
+        if task.available_at > now:
+            return Verdict(revisit_ms=millis(task.available_at))
+        if task.cancel_requested:
+            cancelled = task.model_copy(update={"status": TaskStatus.CANCELLED, "finished_at": now})
+            self.io.replace(stamp(cancelled, now), etag)
+            logger.debug("task %s cancelled before it started", task.id)
+            self.remove(hint.key)
+            return DONE
+        return Verdict(claimable=(task, etag))
+
+    def _running(self, hint: ReadyHint, task: Task, etag: str, now: dt.datetime) -> Verdict:
+        expires = task.lease_expires_at
+        if expires is not None and expires > now:
+            return Verdict(revisit_ms=millis(expires))
         if task.attempts >= task.max_attempts:
-            dead = _expire(task, self.now, TaskStatus.FAILED)
-            self.io.replace(stamp(dead, self.now), etag)
+            dead = stamp(_expire(task, now, TaskStatus.FAILED), now)
+            self.io.replace(dead, etag)
             logger.warning("task %s failed: %s", task.id, dead.error)
             self.report.dead += 1
-            self.settle(key, dead)
-            return
-        pending = _expire(task, self.now, TaskStatus.PENDING)
-        self.io.put_ready_hint(pending)
-        self.io.replace(stamp(pending, self.now), etag)
+            return self._settle(hint, dead)
+        pending = stamp(_expire(task, now, TaskStatus.PENDING), now)
+        new_etag = self.io.replace(pending, etag)
         logger.warning("task %s returned to pending: %s", task.id, pending.error)
         self.report.requeued += 1
-        self.remove(key)
+        return Verdict(claimable=(pending, new_etag))
 
-    def settle(self, key: str, task: Task) -> None:
+    def _finished(self, hint: ReadyHint, task: Task, now: dt.datetime) -> Verdict:
+        """Settle a finished task once its owner, if it had one, had a lease's time to."""
+        if task.lease_token is None:
+            # Cancelled while pending, or failed by a sweeper: no owner settles it.
+            return self._settle(hint, task)
+        finished = task.finished_at or task.updated_at
+        grace_end = millis(finished) + int(task.lease_seconds * 1000)
+        if millis(now) < grace_end:
+            return Verdict(revisit_ms=grace_end)
+        return self._settle(hint, task)
+
+    def _settle(self, hint: ReadyHint, task: Task) -> Verdict:
         """Call the settle hook of a finished task if this sweeper owns its type, drop the hint."""
         if not self.settlement.owns(task.type):
-            return
+            return DONE
         hook = self.settlement.hooks.get(task.type)
         if hook is not None:
             try:
@@ -156,9 +233,10 @@ class _Sweeper:
                     task.type,
                 )
                 self.report.hook_errors += 1
-                return
+                return DONE
             self.report.settled += 1
-        self.remove(key)
+        self.remove(hint.key)
+        return DONE
 
     def remove(self, key: str) -> None:
         """Delete a hint and count it."""
@@ -176,17 +254,13 @@ def _expire(task: Task, now: dt.datetime, status: TaskStatus) -> Task:
         "lease_token": None,
         "lease_expires_at": None,
     }
-    if status is TaskStatus.PENDING:
-        update["available_at"] = now
-    else:
+    if status is not TaskStatus.PENDING:
         update["finished_at"] = now
     return task.model_copy(update=update)
 
 
 def expected_hint(task: Task) -> str | None:
     """Key of the hint that should exist for ``task``; None for a finished task."""
-    if task.status is TaskStatus.PENDING:
-        return ready_hint_key(task)
-    if task.status is TaskStatus.RUNNING and task.lease_expires_at is not None:
-        return lease_hint_key(task.id, task.lease_expires_at)
-    return None
+    if task.status.is_terminal:
+        return None
+    return ready_hint_key(task)

@@ -17,8 +17,10 @@ from typing import Any
 
 from buquet import _time, keys
 from buquet.errors import BuquetError, ConfigError
+from buquet.queue._claim import Claimer
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._execution import Held, Outcomes
+from buquet.queue._handoff import Handoff
 from buquet.queue._invoke import HandlerCall
 from buquet.queue._keeper import LeaseKeeper
 from buquet.queue._polling import Poll
@@ -36,11 +38,20 @@ class Worker:
     """Runs the handlers of registered task types, ``concurrency`` at a time.
 
     ``lease`` overrides the lease length stored in each task; by default a
-    task keeps the lease it was submitted with. The worker sweeps lapsed
-    leases every ``sweep_interval`` (half the lease by default) and runs a
-    full repair every ``repair_interval`` and once at start. ``grace`` is how
-    long :meth:`run` waits for running handlers after a stop before
-    releasing their tasks back to pending.
+    task keeps the lease it was submitted with. Each claim applies the sweep
+    rules to the hints it reads (lapsed leases, tasks whose owner died before
+    settling), so a worker with free slots sweeps as it polls; a worker whose
+    slots are all busy runs a full sweep every ``sweep_interval`` (half the
+    lease by default). A full repair runs once at start and every
+    ``repair_interval``. ``grace`` is how long :meth:`run` waits for running
+    handlers after a stop before releasing their tasks back to pending.
+
+    Polling adapts: after an empty claim the worker waits ``poll_min``, and
+    each further empty claim waits half as long again, up to ``poll_max``, so
+    an idle worker sends one listing request per ``poll_max``. A new task
+    therefore waits at most ``poll_max`` plus one request for an idle worker.
+    A settle hook may hand the next task of a chain straight to this worker
+    (see :func:`~buquet.queue.current_handoff`).
     """
 
     def __init__(
@@ -50,8 +61,8 @@ class Worker:
         concurrency: int = 4,
         worker_id: str | None = None,
         lease: Duration | None = None,
-        poll_min: Duration = "50ms",
-        poll_max: Duration = "5s",
+        poll_min: Duration = "10ms",
+        poll_max: Duration = "6s",
         sweep_interval: Duration | None = None,
         repair_interval: Duration = "10m",
         grace: Duration = "30s",
@@ -74,7 +85,17 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._stop_event = threading.Event()
         self._slot_freed = threading.Event()
-        self._outcomes = Outcomes(queue, self.worker_id)
+        handoff = Handoff(
+            queue,
+            worker_id=self.worker_id,
+            lease=self.lease,
+            room=self._handoff_room,
+            start=self._start,
+            handles=self._handlers.__contains__,
+        )
+        self._outcomes = Outcomes(queue, self.worker_id, handoff)
+        self._claimer: Claimer | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def task_types(self) -> list[str]:
@@ -131,6 +152,10 @@ class Worker:
             self.queue.store.url,
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"buquet-{self.worker_id}")
+        self._pool = pool
+        self._claimer = self.queue.claimer(
+            self.task_types, self.worker_id, lease=self.lease, settle_hooks=self._settle_hooks()
+        )
         keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
         self._keeper = keeper
         keeper.start()
@@ -140,14 +165,15 @@ class Worker:
             self._shut_down(pool, keeper)
 
     def _loop(self, pool: ThreadPoolExecutor, idle_exit: float | None) -> None:
-        next_sweep = time.monotonic() + self._sweep_every
+        last_scan = time.monotonic()
         next_repair = time.monotonic()
         idle_since: float | None = None
         while not self._stop_event.is_set():
             now = time.monotonic()
-            if now >= next_sweep:
+            if now - last_scan >= self._sweep_every:
+                # Every slot was busy for a while, so no claim read the due hints.
                 self._sweep()
-                next_sweep = now + self._sweep_every
+                last_scan = now
             if now >= next_repair:
                 self._repair()
                 next_repair = now + self._repair_every
@@ -155,6 +181,7 @@ class Worker:
             if self._held_count() >= self.concurrency:
                 self._slot_freed.wait(FULL_WAIT)
                 continue
+            last_scan = now
             if self._claim_one(pool):
                 idle_since = None
                 continue
@@ -170,18 +197,23 @@ class Worker:
         return idle_since if idle_since is not None else time.monotonic()
 
     def _claim_one(self, pool: ThreadPoolExecutor) -> bool:
+        assert self._claimer is not None
         try:
-            claimed = self.queue.claim(self.task_types, self.worker_id, lease=self.lease)
+            claimed = self._claimer.claim()
         except BuquetError as error:
             logger.warning("claim failed (%s); polling again later", error)
             return False
         if claimed is None:
             return False
         self._poll.reset()
-        self._start(pool, claimed)
+        self._start(claimed)
         return True
 
-    def _start(self, pool: ThreadPoolExecutor, claimed: ClaimedTask) -> None:
+    def _start(self, claimed: ClaimedTask) -> None:
+        pool = self._pool
+        assert pool is not None
+        if self._claimer is not None:
+            self._claimer.hold(claimed.hint)
         spec = self._handlers[claimed.task.type]
         held = Held(claimed, spec, HandlerCall(spec.fn))
         with self._held_lock:
@@ -202,7 +234,16 @@ class Worker:
             entry = self._held.get(held.claimed.task_id)
             if entry is not None and entry[0] is held:
                 del self._held[held.claimed.task_id]
+        if self._claimer is not None:
+            self._claimer.drop(held.claimed.hint)
         self._slot_freed.set()
+
+    def _handoff_room(self) -> int:
+        # Called from a settle hook, whose own task still holds a slot it is about to free.
+        return self.concurrency - self._held_count() + 1
+
+    def _settle_hooks(self) -> dict[str, SettleHook]:
+        return {t: s.on_settled for t, s in self._handlers.items() if s.on_settled is not None}
 
     def _held_snapshot(self) -> list[Held]:
         with self._held_lock:
@@ -213,9 +254,8 @@ class Worker:
             return len(self._held)
 
     def _sweep(self) -> None:
-        hooks = {t: s.on_settled for t, s in self._handlers.items() if s.on_settled is not None}
         try:
-            report = self.queue.sweep(settle_hooks=hooks, types=self.task_types)
+            report = self.queue.sweep(settle_hooks=self._settle_hooks(), types=self.task_types)
         except BuquetError as error:
             logger.warning("sweep failed (%s); trying again next interval", error)
             return

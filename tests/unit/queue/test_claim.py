@@ -25,8 +25,7 @@ def test_claim_marks_task_running(queue: Queue, memory: MemoryStore) -> None:
     assert stored.worker_id == "w1"
     assert stored.lease_token == claimed.token
     assert stored.lease_expires_at == START + dt.timedelta(seconds=20)
-    assert keys_under(memory, keys.READY) == []
-    assert keys_under(memory, keys.LEASES) == [claimed.lease_hint]
+    assert keys_under(memory, keys.READY) == [claimed.hint]
 
 
 def test_claim_skips_other_types(queue: Queue) -> None:
@@ -75,13 +74,16 @@ def test_claim_store_clock_behind(clock: FakeClock) -> None:
     assert queue.claim(["resize"], "w1") is not None
 
 
-def test_claim_deletes_hint_of_finished_task(queue: Queue, memory: MemoryStore) -> None:
-    task = queue.submit("resize")
+def test_claim_deletes_hint_of_finished_task(
+    queue: Queue, memory: MemoryStore, clock: FakeClock
+) -> None:
+    queue.submit("resize", lease="30s")
     claimed = queue.claim(["resize"], "w1")
     assert claimed is not None
     queue.complete(claimed, "done")
-    stale = keys.ready_key(int(START.timestamp() * 1000), "resize", task.id)
-    memory.put(stale, b"")
+    assert queue.claim(["resize"], "w1") is None
+    assert keys_under(memory, keys.READY) == [claimed.hint]
+    clock.advance(31)
     assert queue.claim(["resize"], "w1") is None
     assert keys_under(memory, keys.READY) == []
 

@@ -68,7 +68,7 @@ def test_renew_survives_cancel_request(queue: Queue, memory: MemoryStore) -> Non
     task = queue.renew(claimed)
     assert task.cancel_requested
     assert task.lease_token == claimed.token
-    assert keys_under(memory, keys.LEASES) == [claimed.lease_hint]
+    assert keys_under(memory, keys.READY) == [claimed.hint]
 
 
 def test_second_outcome_rejected(queue: Queue) -> None:
@@ -81,16 +81,16 @@ def test_second_outcome_rejected(queue: Queue) -> None:
     assert queue.get("t1").result == 1
 
 
-def test_renew_moves_lease_hint(queue: Queue, memory: MemoryStore, clock: FakeClock) -> None:
+def test_renew_keeps_hint(queue: Queue, memory: MemoryStore, clock: FakeClock) -> None:
     queue.submit("resize", task_id="t1", lease="30s")
     claimed = queue.claim(["resize"], "w1")
     assert claimed is not None
-    first_hint = claimed.lease_hint
+    first_hint = claimed.hint
     clock.advance(10)
     task = queue.renew(claimed)
     assert task.lease_expires_at is not None
-    assert claimed.lease_hint != first_hint
-    assert keys_under(memory, keys.LEASES) == [claimed.lease_hint]
+    assert claimed.hint == first_hint
+    assert keys_under(memory, keys.READY) == [first_hint]
     clock.advance(25)
     assert queue.sweep().requeued == 0
     assert queue.get("t1").status is TaskStatus.RUNNING

@@ -87,8 +87,7 @@ def test_claim_lost_replace_kept(memory: MemoryStore) -> None:
     assert stored.status is TaskStatus.RUNNING
     assert stored.lease_token == claimed.token
     assert claimed.etag == etag
-    assert keys_under(memory, keys.READY) == []
-    assert len(keys_under(memory, keys.LEASES)) == 1
+    assert keys_under(memory, keys.READY) == [claimed.hint]
 
 
 def test_renew_lost_replace_kept(memory: MemoryStore, clock: FakeClock) -> None:
@@ -103,7 +102,7 @@ def test_renew_lost_replace_kept(memory: MemoryStore, clock: FakeClock) -> None:
     stored, etag = queue.get_with_etag("t1")
     assert renewed.lease_expires_at == stored.lease_expires_at
     assert claimed.etag == etag
-    assert len(keys_under(memory, keys.LEASES)) == 1
+    assert keys_under(memory, keys.READY) == [claimed.hint]
     assert queue.complete(claimed, "ok").status is TaskStatus.SUCCEEDED
 
 
@@ -147,8 +146,8 @@ def test_fail_lost_replace_retries_task(memory: MemoryStore) -> None:
     stored = queue.get("t1")
     assert stored.status is TaskStatus.PENDING
     assert stored.error == "boom"
-    assert len(keys_under(memory, keys.READY)) == 1
-    assert keys_under(memory, keys.LEASES) == []
+    due_ms = int(stored.available_at.timestamp() * 1000)
+    assert keys_under(memory, keys.READY) == [keys.ready_key(due_ms, stored.type, "t1")]
 
 
 def test_release_lost_replace_kept(memory: MemoryStore) -> None:
@@ -163,7 +162,7 @@ def test_release_lost_replace_kept(memory: MemoryStore) -> None:
     stored = queue.get("t1")
     assert stored.status is TaskStatus.PENDING
     assert stored.attempts == 0
-    assert keys_under(memory, keys.LEASES) == []
+    assert keys_under(memory, keys.READY) == [claimed.hint]
 
 
 def test_cancel_pending_lost_replace(memory: MemoryStore) -> None:

@@ -21,10 +21,12 @@ def test_repair_restores_ready_hint(queue: Queue, memory: MemoryStore) -> None:
     assert claimed.task_id == task.id
 
 
-def test_repair_restores_lease_hint(queue: Queue, memory: MemoryStore, clock: FakeClock) -> None:
+def test_repair_restores_hint_of_running(
+    queue: Queue, memory: MemoryStore, clock: FakeClock
+) -> None:
     task = queue.submit("resize", lease="10s")
     assert queue.claim(["resize"], "w1") is not None
-    for key in keys_under(memory, keys.LEASES):
+    for key in keys_under(memory, keys.READY):
         memory.delete(key)
     clock.advance(11)
     assert queue.sweep().requeued == 0
@@ -49,7 +51,7 @@ def test_repair_caches_finished_tasks(clock: FakeClock) -> None:
     claimed = queue.claim(["resize"], "w1")
     assert claimed is not None
     queue.complete(claimed)
-    queue.drop_lease_hint(claimed)
+    queue.drop_hint(claimed)
     first = queue.repair()
     second = queue.repair()
     assert first.checked == 1
@@ -61,11 +63,11 @@ def test_sweep_cleans_stale_hints(queue: Queue, memory: MemoryStore, clock: Fake
     claimed = queue.claim(["resize"], "w1")
     assert claimed is not None
     queue.complete(claimed, "ok")
-    memory.put(keys.lease_key(0, "gone"), b"")
-    clock.advance(11)
+    memory.put(keys.ready_key(0, "resize", "gone"), b"{}")
+    clock.advance(61)
     report = queue.sweep()
     assert report.removed == 2
-    assert keys_under(memory, keys.LEASES) == []
+    assert keys_under(memory, keys.READY) == []
 
 
 def test_sweep_calls_settle_hook(queue: Queue, memory: MemoryStore, clock: FakeClock) -> None:
@@ -81,11 +83,11 @@ def test_sweep_calls_settle_hook(queue: Queue, memory: MemoryStore, clock: FakeC
 
     first = queue.sweep(settle_hooks={"resize": failing_hook})
     assert first.hook_errors == 1
-    assert keys_under(memory, keys.LEASES) == [claimed.lease_hint]
+    assert keys_under(memory, keys.READY) == [claimed.hint]
     second = queue.sweep(settle_hooks={"resize": settled.append})
     assert second.settled == 1
     assert [task.id for task in settled] == ["t1"]
-    assert keys_under(memory, keys.LEASES) == []
+    assert keys_under(memory, keys.READY) == []
 
 
 def test_sweep_leaves_foreign_types(queue: Queue, memory: MemoryStore, clock: FakeClock) -> None:
@@ -95,24 +97,25 @@ def test_sweep_leaves_foreign_types(queue: Queue, memory: MemoryStore, clock: Fa
     queue.complete(claimed, "ok")
     clock.advance(11)
     queue.sweep(types=["crop"])
-    assert keys_under(memory, keys.LEASES) == [claimed.lease_hint]
+    assert keys_under(memory, keys.READY) == [claimed.hint]
     queue.sweep(types=["resize"])
-    assert keys_under(memory, keys.LEASES) == []
+    assert keys_under(memory, keys.READY) == []
 
 
-def test_sweep_restores_ready_of_pending(
+def test_sweep_replaces_stale_hint_of_pending(
     queue: Queue, memory: MemoryStore, clock: FakeClock
 ) -> None:
     queue.submit("resize", task_id="t1", lease="10s")
     claimed = queue.claim(["resize"], "w1")
     assert claimed is not None
-    queue.release(claimed)
-    for key in keys_under(memory, keys.READY):
-        memory.delete(key)
-    memory.put(claimed.lease_hint, b"")
+    queue.fail(claimed, "try later")
+    current = keys_under(memory, keys.READY)
+    memory.delete(current[0])
+    memory.put(keys.ready_key(1, "resize", "t1"), b"{}")
     clock.advance(11)
-    queue.sweep()
-    assert keys_under(memory, keys.LEASES) == []
+    report = queue.sweep()
+    assert report.moved == 1
+    assert keys_under(memory, keys.READY) == current
     again = queue.claim(["resize"], "w1")
     assert again is not None
     assert again.task_id == "t1"
