@@ -221,12 +221,7 @@ def describe_stuck(store: ObjectStore, run_id: str, tasks: Iterable[Task]) -> di
         "tasks": [_task_summary(task) for task in own if not task.status.is_terminal],
         "terminal_tasks": sum(1 for task in own if task.status.is_terminal),
         "done_markers": list(iter_keys(store, keys.done_prefix(run_id))),
-        "hints": [
-            key
-            for prefix in (keys.READY,)
-            for key in iter_keys(store, prefix)
-            if run_id in key
-        ],
+        "hints": [key for key in iter_keys(store, keys.READY) if run_id in key],
     }
 
 
