@@ -19,8 +19,9 @@ from buquet.errors import (
     RunNotFinished,
     StoreError,
     TaskConflict,
+    TaskNotFound,
 )
-from buquet.queue import Queue
+from buquet.queue import Queue, TaskStatus
 from buquet.store import ObjectStore, iter_keys
 from buquet.workflow._definition import Workflow
 from buquet.workflow._engine import Engine
@@ -179,7 +180,8 @@ class Client:
             time.sleep(poll)
 
     def progress(self, run_id: str) -> builtins.list[NodeProgress]:
-        """Return each node's progress, from the done markers (one listing)."""
+        """Return each node's progress: a step's from its task, a map's from its done
+        markers (one listing)."""
         run = self.get(run_id)
         done: set[str] = set()
         items: dict[str, int] = {}
@@ -195,8 +197,15 @@ class Client:
             for node in run.dag.nodes
         ]
 
+    def _step_succeeded(self, task_id: str) -> bool:
+        try:
+            return self.queue.get(task_id).status is TaskStatus.SUCCEEDED
+        except TaskNotFound:
+            return False
+
     def _node_progress(self, run: Run, node: str, done: bool, finished: int) -> NodeProgress:
         if not run.dag.nodes[node].is_map:
+            done = self._step_succeeded(keys.step_task_id(run.id, node))
             return NodeProgress(node, done, int(done), 1)
         stored = self.store.get(keys.map_width_key(run.id, node))
         total = None if stored is None else int(_json.loads(stored.data)["width"])

@@ -5,11 +5,14 @@ item of a map). When the task reaches a terminal state the worker calls
 :meth:`Engine.on_settled`; if the worker dies first, the queue's sweeper calls
 it again, so every continuation below is idempotent:
 
-1. a finished step writes its done marker. A finished map item writes its item
-   marker and lists its group of items; when the group is complete, it lists
-   the group markers. No object is rewritten per item;
-2. a dependent whose dependencies all have done markers is submitted under a
-   deterministic task id, so two workers submitting it create one task;
+1. a finished step is done when its task has succeeded; nothing more is
+   written. A finished map item writes its item marker and lists its group of
+   items; when the group is complete, it lists the group markers, and the
+   last group writes the map's done marker. No object is rewritten per item;
+2. a dependent whose dependencies are all done is submitted under a
+   deterministic task id, so two workers submitting it create one task. When
+   the settling worker has a free slot, it creates the task already claimed
+   and runs it at once (see :func:`~buquet.queue.current_handoff`);
 3. when every sink node is done, the run's output is resolved and the run is
    moved to succeeded with a conditional write; a step out of attempts moves
    it to failed and submits the failure handler, if any.
@@ -20,15 +23,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from buquet import _json, keys
-from buquet.errors import NonRetryableError, RunNotFound
-from buquet.queue import Queue, Task, TaskContext, TaskStatus
+from buquet.errors import NonRetryableError, RunNotFound, TaskNotFound
+from buquet.queue import Queue, Task, TaskContext, TaskStatus, current_handoff
 from buquet.store import iter_keys
 from buquet.workflow._context import StepContext, running_step
 from buquet.workflow._dag import Encoded, Node
@@ -38,10 +42,16 @@ from buquet.workflow._step import Step
 
 logger = logging.getLogger(__name__)
 
+V = TypeVar("V")
+
 FAILURE_NODE = "__on_failure__"
 RUN_VISIBLE_WAIT = 5.0
 """Seconds a step waits for its run object: a run's first tasks are created just before it."""
 PARALLEL_READS = 16
+CACHED_RUNS = 256
+"""Runs whose definition (DAG, input) a worker keeps; both never change."""
+CACHED_RESULTS = 4096
+"""Results of succeeded step tasks a worker keeps; a succeeded task never changes."""
 
 
 _io_pool: ThreadPoolExecutor | None = None
@@ -79,15 +89,17 @@ class Engine:
         self.store = queue.store
         self.workflows = dict(workflows)
         self._io_pool = _shared_io_pool()
+        self._runs: _Recent[Run] = _Recent(CACHED_RUNS)
+        self._results: _Recent[Any] = _Recent(CACHED_RESULTS)
 
     # Execution -----------------------------------------------------------------
 
     def execute(self, ctx: TaskContext) -> Any:
         """Run one step task: resolve its arguments, call the step, return its result."""
         ref = StepTaskInput.model_validate(ctx.input)
-        run = self._wait_for_run(ref.run)
         if ref.node == FAILURE_NODE:
-            return self._execute_failure_handler(run, ctx)
+            return self._execute_failure_handler(self._wait_for_run(ref.run), ctx)
+        run = self._runs.get(ref.run) or self._wait_for_run(ref.run)
         if run.status is not RunStatus.RUNNING:
             if run.status is RunStatus.CANCELLED:
                 # Queue.fail records a task whose cancellation was requested as
@@ -134,7 +146,7 @@ class Engine:
         deadline = time.monotonic() + RUN_VISIBLE_WAIT
         while True:
             try:
-                return read_run(self.store, run_id)[0]
+                return self._read_run(run_id)[0]
             except RunNotFound:
                 if time.monotonic() >= deadline:
                     raise
@@ -158,10 +170,16 @@ class Engine:
         """Return a finished node's result; for a map, the item results in order."""
         node = run.dag.nodes[name]
         if not node.is_map:
-            return self.queue.get(keys.step_task_id(run.id, name)).result
+            return self._task_result(keys.step_task_id(run.id, name))
         width = self._map_width(run.id, name)
         task_ids = [keys.step_task_id(run.id, name, index) for index in range(width)]
-        return [task.result for task in self._io_pool.map(self.queue.get, task_ids)]
+        return list(self._io_pool.map(self._task_result, task_ids))
+
+    def _task_result(self, task_id: str) -> Any:
+        found, result = self._results.lookup(task_id)
+        if found:
+            return result
+        return self.queue.get(task_id).result
 
     def _map_width(self, run_id: str, node: str) -> int:
         stored = self.store.get(keys.node_done_key(run_id, node))
@@ -179,6 +197,7 @@ class Engine:
         if ref.node == FAILURE_NODE:
             self._log_failure_handler(task, ref)
         elif task.status is TaskStatus.SUCCEEDED:
+            self._results.put(task.id, task.result)
             self._step_succeeded(ref)
         elif task.status is TaskStatus.FAILED:
             self._step_failed(task, ref)
@@ -207,9 +226,11 @@ class Engine:
         return done_groups >= groups
 
     def _node_done(self, run_id: str, node: str, width: int | None) -> None:
-        self.store.put(keys.node_done_key(run_id, node), _json.dumps({"width": width}))
+        if width is not None:
+            self.store.put(keys.node_done_key(run_id, node), _json.dumps({"width": width}))
         try:
-            run = read_run(self.store, run_id)[0]
+            # A fresh read: a run cancelled or failed meanwhile gets no new steps.
+            run, etag = self._read_run(run_id)
         except RunNotFound:
             # The run is being started: Engine.resume advances it once it is stored.
             return
@@ -218,10 +239,11 @@ class Engine:
             return
         dependents = run.dag.dependents(node)
         for dependent in dependents:
-            if all(self._is_done(run_id, dep) for dep in run.dag.nodes[dependent].dependencies):
+            dependencies = run.dag.nodes[dependent].dependencies
+            if all(dep == node or self._is_done(run, dep) for dep in dependencies):
                 self.activate(run, run.dag.nodes[dependent])
         if not dependents:
-            self._finish_if_complete(run)
+            self._finish_if_complete(run, etag, node)
 
     def resume(self, run: Run) -> None:
         """Submit every node whose dependencies are done, and finish the run if complete.
@@ -229,26 +251,47 @@ class Engine:
         Does nothing when the stored run has already finished, so that a
         cancelled run gets no new steps.
         """
-        status = read_run(self.store, run.id)[0].status
-        if status is not RunStatus.RUNNING:
-            logger.info("run %s is %s; not resuming it", run.id, status)
+        stored, etag = self._read_run(run.id)
+        if stored.status is not RunStatus.RUNNING:
+            logger.info("run %s is %s; not resuming it", run.id, stored.status)
             return
         for node in run.dag.nodes.values():
-            if self._is_done(run.id, node.name):
+            if self._is_done(run, node.name):
                 continue
-            if all(self._is_done(run.id, dep) for dep in node.dependencies):
+            if all(self._is_done(run, dep) for dep in node.dependencies):
                 self.activate(run, node)
-        self._finish_if_complete(run)
+        self._finish_if_complete(stored, etag)
 
-    def _is_done(self, run_id: str, node: str) -> bool:
-        return self.store.get(keys.node_done_key(run_id, node)) is not None
+    def _is_done(self, run: Run, name: str) -> bool:
+        """Check whether a node succeeded: its task for a step, its done marker for a map."""
+        if run.dag.nodes[name].is_map:
+            return self.store.get(keys.node_done_key(run.id, name)) is not None
+        task_id = keys.step_task_id(run.id, name)
+        if self._results.lookup(task_id)[0]:
+            return True
+        try:
+            task = self.queue.get(task_id)
+        except TaskNotFound:
+            return False
+        if task.status is not TaskStatus.SUCCEEDED:
+            return False
+        self._results.put(task_id, task.result)
+        return True
 
-    def _finish_if_complete(self, run: Run) -> None:
-        if not all(self._is_done(run.id, sink) for sink in run.dag.sinks()):
+    def _finish_if_complete(self, run: Run, etag: str, finished: str | None = None) -> None:
+        if not all(sink == finished or self._is_done(run, sink) for sink in run.dag.sinks()):
             return
         output = self.resolve(run, run.dag.output)
-        if finish_run(self.store, run.id, RunStatus.SUCCEEDED, result=output) is not None:
+        done = finish_run(
+            self.store, run.id, RunStatus.SUCCEEDED, result=output, current=(run, etag)
+        )
+        if done is not None:
             logger.info("run %s of workflow %s succeeded", run.id, run.workflow)
+
+    def _read_run(self, run_id: str) -> tuple[Run, str]:
+        run, etag = read_run(self.store, run_id)
+        self._runs.put(run_id, run)
+        return run, etag
 
     def _step_failed(self, task: Task, ref: StepTaskInput) -> None:
         where = ref.node if ref.index is None else f"{ref.node}[{ref.index}]"
@@ -292,8 +335,13 @@ class Engine:
         if not items:
             self._node_done(run.id, node.name, 0)
             return
+        handoff = current_handoff()
+        direct = 0 if handoff is None else min(handoff.room(), len(items))
+        for index in range(direct):
+            self._submit_item(run, node, len(items), index, items[index])
         submissions = self._io_pool.map(
-            lambda pair: self._submit_item(run, node, len(items), *pair), enumerate(items)
+            lambda index: self._submit_item(run, node, len(items), index, items[index]),
+            range(direct, len(items)),
         )
         list(submissions)
 
@@ -302,7 +350,7 @@ class Engine:
         self._submit(run, node, payload, index)
 
     def _submit(self, run: Run, node: Node, payload: dict[str, Any], index: int | None) -> None:
-        self.queue.submit(
+        task = self.queue.prepare(
             self.workflows_type(run.workflow),
             payload,
             task_id=keys.step_task_id(run.id, node.name, index),
@@ -310,6 +358,9 @@ class Engine:
             timeout=node.timeout,
             backoff=node.backoff,
         )
+        handoff = current_handoff()
+        if handoff is None or not handoff.take(task):
+            self.queue.submit_prepared(task)
 
     def _fail_map(self, run: Run, node: Node, items: Any) -> None:
         error = (
@@ -317,3 +368,29 @@ class Engine:
             f"but got a value of type {type(items).__name__}"
         )
         finish_run(self.store, run.id, RunStatus.FAILED, error=error, failed_step=node.name)
+
+
+class _Recent(Generic[V]):
+    """A bounded, thread-safe map that forgets its oldest entries first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: str, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def get(self, key: str) -> V | None:
+        return self.lookup(key)[1]
+
+    def lookup(self, key: str) -> tuple[bool, V | None]:
+        """Return whether ``key`` is kept, and its value."""
+        with self._lock:
+            if key not in self._entries:
+                return False, None
+            return True, self._entries[key]

@@ -69,17 +69,28 @@ def _read_stored_run(store: ObjectStore, run_id: str) -> tuple[Run, str, bytes]:
     return Run.model_validate_json(stored.data), stored.etag, stored.data
 
 
-def update_run(store: ObjectStore, run_id: str, change: Callable[[Run], Run | None]) -> Run | None:
+def update_run(
+    store: ObjectStore,
+    run_id: str,
+    change: Callable[[Run], Run | None],
+    current: tuple[Run, str] | None = None,
+) -> Run | None:
     """Apply ``change`` with compare-and-swap, retried on conflict.
 
     ``change`` returns the new run, or None to leave the run as it is. Returns
     the stored run when this call changed it, else None. A write whose
     response was lost counts as this call's change when the run read next is
-    the one it wrote.
+    the one it wrote. ``current`` is a run and ETag the caller read just
+    before, used for the first try instead of reading again.
     """
     lost: bytes | None = None
     for _ in range(MAX_UPDATE_TRIES):
-        run, etag, stored_data = _read_stored_run(store, run_id)
+        if current is not None:
+            run, etag = current
+            stored_data = b""
+            current = None
+        else:
+            run, etag, stored_data = _read_stored_run(store, run_id)
         if lost is not None and stored_data == lost:
             logger.debug("update of run %s was applied although its response was lost", run_id)
             return run
@@ -114,8 +125,12 @@ def finish_run(
     result: Any = None,
     error: str | None = None,
     failed_step: str | None = None,
+    current: tuple[Run, str] | None = None,
 ) -> Run | None:
-    """Move a running run to a terminal status; returns None when it had already finished."""
+    """Move a running run to a terminal status; returns None when it had already finished.
+
+    ``current`` is a fresh read of the run and its ETag, saving a read.
+    """
 
     def change(run: Run) -> Run | None:
         if run.status.is_terminal:
@@ -127,4 +142,4 @@ def finish_run(
         run.finished_at = store.now()
         return run
 
-    return update_run(store, run_id, change)
+    return update_run(store, run_id, change, current)
