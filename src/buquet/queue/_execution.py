@@ -63,13 +63,21 @@ class Held:
 class Outcomes:
     """Writes the outcome of attempts, then runs the settle hook and drops the ready hint.
 
-    ``handoff`` is published to settle hooks (see ``_handoff``).
+    ``handoff`` is published to settle hooks (see ``_handoff``). ``drop_hint``
+    deletes the hint of a settled task; by default at once.
     """
 
-    def __init__(self, queue: Queue, worker_id: str, handoff: Handoff | None = None) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        worker_id: str,
+        handoff: Handoff | None = None,
+        drop_hint: Callable[[ClaimedTask], object] | None = None,
+    ) -> None:
         self.queue = queue
         self.worker_id = worker_id
         self.handoff = handoff
+        self._drop_hint = drop_hint or queue.drop_hint
 
     def execute(self, held: Held) -> None:
         """Run the handler of ``held`` and write what came of it."""
@@ -130,7 +138,7 @@ class Outcomes:
                     held.label,
                 )
                 return
-        self.queue.drop_hint(held.claimed)
+        self._drop_hint(held.claimed)
 
     def _call_hook(self, hook: SettleHook, task: Task) -> None:
         if self.handoff is None:

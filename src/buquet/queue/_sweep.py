@@ -36,6 +36,8 @@ MAX_SWEEP_CONFLICTS = 5
 """Lost CAS races tolerated per hint before it is left for the next sweep."""
 MISSING_TASK_GRACE_MS = 60_000
 """Age after which a hint whose task is missing is deleted; a submission may be in between."""
+MISSING_TASK_RETRY_MS = 100
+"""Wait before a claimer reads again the task of a young hint that had none."""
 
 
 @dataclass
@@ -166,9 +168,10 @@ class Sweeper:
         return self._finished(hint, task, now)
 
     def _missing(self, hint: ReadyHint, now: dt.datetime) -> Verdict:
-        grace_end = hint.due_ms + MISSING_TASK_GRACE_MS
-        if millis(now) < grace_end:
-            return Verdict(revisit_ms=grace_end)
+        now_ms = millis(now)
+        if now_ms < hint.due_ms + MISSING_TASK_GRACE_MS:
+            # The hint is written first: its task may be created any moment now.
+            return Verdict(revisit_ms=now_ms + MISSING_TASK_RETRY_MS)
         self.remove(hint.key)
         return DONE
 

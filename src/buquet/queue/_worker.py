@@ -25,6 +25,7 @@ from buquet.queue._invoke import HandlerCall
 from buquet.queue._keeper import LeaseKeeper
 from buquet.queue._polling import Poll
 from buquet.queue._queue import Duration, Queue
+from buquet.queue._reaper import HintReaper
 from buquet.queue._registry import HandlerSpec, SettleHook, registered_handlers
 from buquet.store import ObjectStore
 
@@ -45,6 +46,8 @@ class Worker:
     lease by default). A full repair runs once at start and every
     ``repair_interval``. ``grace`` is how long :meth:`run` waits for running
     handlers after a stop before releasing their tasks back to pending.
+    The hints of settled tasks are deleted in batches every few tens of
+    milliseconds, unless ``batch_hint_deletes`` is False.
 
     Polling adapts: after an empty claim the worker waits ``poll_min``, and
     each further empty claim waits half as long again, up to ``poll_max``, so
@@ -66,6 +69,7 @@ class Worker:
         sweep_interval: Duration | None = None,
         repair_interval: Duration = "10m",
         grace: Duration = "30s",
+        batch_hint_deletes: bool = True,
     ) -> None:
         queue = store_or_queue if isinstance(store_or_queue, Queue) else Queue(store_or_queue)
         if concurrency < 1:
@@ -93,7 +97,9 @@ class Worker:
             start=self._start,
             handles=self._handlers.__contains__,
         )
-        self._outcomes = Outcomes(queue, self.worker_id, handoff)
+        self._reaper: HintReaper | None = None
+        self._batch_hint_deletes = batch_hint_deletes
+        self._outcomes = Outcomes(queue, self.worker_id, handoff, self._reap_hint)
         self._claimer: Claimer | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -159,10 +165,14 @@ class Worker:
         keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
         self._keeper = keeper
         keeper.start()
+        reaper = HintReaper(self.queue.store, self._hints_deleted)
+        if self._batch_hint_deletes:
+            self._reaper = reaper
+            reaper.start()
         try:
             self._loop(pool, idle_exit)
         finally:
-            self._shut_down(pool, keeper)
+            self._shut_down(pool, keeper, reaper)
 
     def _loop(self, pool: ThreadPoolExecutor, idle_exit: float | None) -> None:
         last_scan = time.monotonic()
@@ -234,9 +244,21 @@ class Worker:
             entry = self._held.get(held.claimed.task_id)
             if entry is not None and entry[0] is held:
                 del self._held[held.claimed.task_id]
-        if self._claimer is not None:
+        reaper = self._reaper
+        if self._claimer is not None and not (reaper and reaper.queued(held.claimed.hint)):
             self._claimer.drop(held.claimed.hint)
         self._slot_freed.set()
+
+    def _reap_hint(self, claimed: ClaimedTask) -> None:
+        if self._reaper is None:
+            self.queue.drop_hint(claimed)
+        else:
+            self._reaper.add(claimed.hint)
+
+    def _hints_deleted(self, hint_keys: list[str]) -> None:
+        if self._claimer is not None:
+            for key in hint_keys:
+                self._claimer.drop(key)
 
     def _handoff_room(self) -> int:
         # Called from a settle hook, whose own task still holds a slot it is about to free.
@@ -275,7 +297,7 @@ class Worker:
         if report.restored:
             logger.info("repair restored %d missing hints", report.restored)
 
-    def _shut_down(self, pool: ThreadPoolExecutor, keeper: LeaseKeeper) -> None:
+    def _shut_down(self, pool: ThreadPoolExecutor, keeper: LeaseKeeper, reaper: HintReaper) -> None:
         self._stop_event.set()
         with self._held_lock:
             futures = [future for _held, future in self._held.values()]
@@ -291,6 +313,9 @@ class Worker:
             self._outcomes.release(held)
         keeper.stop()
         keeper.join()
+        if reaper.is_alive():
+            reaper.stop()
+            reaper.join()
         # NOTE: a handler that ignores its timeout keeps its thread until it returns;
         # the interpreter waits for that thread at exit.
         pool.shutdown(wait=False, cancel_futures=True)

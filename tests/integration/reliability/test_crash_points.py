@@ -206,6 +206,8 @@ class WorkerThread:
             poll_max="20ms",
             sweep_interval="20ms",
             grace="10ms",
+            # One delete per settled task keeps the order of writes fixed for the tables.
+            batch_hint_deletes=False,
         )
         attach_workflows(self.worker, ALL_WORKFLOWS)
         self.stop_event = threading.Event()
