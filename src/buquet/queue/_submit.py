@@ -18,6 +18,9 @@ from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 
+CLOCK_SLACK = dt.timedelta(seconds=1)
+"""How far two processes' estimates of the store's clock may differ."""
+
 
 @dataclass(frozen=True)
 class SubmitOptions:
@@ -62,9 +65,22 @@ def build_task(task_type: str, payload: Any, options: SubmitOptions, now: dt.dat
         idempotency_key=options.idempotency_key,
         created_at=now,
         updated_at=now,
-        available_at=now + dt.timedelta(seconds=options.delay),
+        available_at=_due_time(now, options.delay),
         version=1,
     )
+
+
+def _due_time(now: dt.datetime, delay: float) -> dt.datetime:
+    """Return when a task becomes claimable.
+
+    Each process estimates the store's clock from one-second ``Date``
+    headers, so two estimates can differ by up to about a second. A task
+    without a delay is dated that much in the past, so that a worker whose
+    estimate lags the submitter's still lists it at once.
+    """
+    if delay > 0:
+        return now + dt.timedelta(seconds=delay)
+    return now - CLOCK_SLACK
 
 
 def _choose_id(options: SubmitOptions) -> str:

@@ -36,7 +36,7 @@ MAX_SWEEP_CONFLICTS = 5
 """Lost CAS races tolerated per hint before it is left for the next sweep."""
 MISSING_TASK_GRACE_MS = 60_000
 """Age after which a hint whose task is missing is deleted; a submission may be in between."""
-MISSING_TASK_RETRY_MS = 100
+MISSING_TASK_RETRY_MS = 20
 """Wait before a claimer reads again the task of a young hint that had none."""
 
 

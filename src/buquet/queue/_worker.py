@@ -247,6 +247,8 @@ class Worker:
         reaper = self._reaper
         if self._claimer is not None and not (reaper and reaper.queued(held.claimed.hint)):
             self._claimer.drop(held.claimed.hint)
+        # A worker that just finished a task polls at the shortest interval again.
+        self._poll.reset()
         self._slot_freed.set()
 
     def _reap_hint(self, claimed: ClaimedTask) -> None:

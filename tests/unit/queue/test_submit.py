@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +20,8 @@ def test_submit_writes_pending_task(queue: Queue) -> None:
     stored = queue.get(task.id)
     assert stored.status is TaskStatus.PENDING
     assert stored.input == {"to": "a@example.com"}
-    assert stored.available_at == START
+    assert stored.available_at == START - dt.timedelta(seconds=1)
+    assert stored.created_at == START
     assert stored.attempts == 0
     assert stored.version == 1
 
