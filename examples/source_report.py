@@ -1,7 +1,8 @@
 """Count lines, functions, classes and imports over a tree of Python files.
 
-As a workflow, one step lists the files, one step per file parses it (a map,
-so the files are spread over the workers) and a last step merges the counts::
+As a workflow, one step lists the files in batches, one step per batch
+parses them (a map, so the batches are spread over the workers) and a last
+step merges the counts::
 
     buquet workflow run examples/source_report.py:source_report --input '{"root": "src"}'
     buquet worker examples/source_report.py        # in other terminals, to share the work
@@ -14,6 +15,13 @@ same report can be computed in one process, without a store::
 
 Files that are not UTF-8 or not valid Python for the running interpreter are
 counted in ``failed`` and left out of every other count.
+
+Each map item is a batch of FILES_PER_TASK files, not one file, because every
+task has a fixed cost in store writes (claim, result, completion: a few
+milliseconds each on a local disk with fsync, more on S3). Parsing one file
+of the standard library takes about 6 ms on average (Python 3.11 on a 2-core
+VM), so with one task per file the bookkeeping took about as long as the
+parsing. The report does not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from buquet import step, workflow
 from buquet.errors import NonRetryableError
 
 TOP_IMPORTS = 10
+FILES_PER_TASK = 25
 FAILED_PATHS_SHOWN = 20
 SKIPPED_DIRECTORY = "site-packages"
 
@@ -90,6 +99,13 @@ def find_python_files(root: str) -> list[str]:
         subdirectories[:] = [name for name in subdirectories if name != SKIPPED_DIRECTORY]
         found.extend(os.path.join(directory, name) for name in names if name.endswith(".py"))
     return sorted(found)
+
+
+def split_into_batches(paths: list[str], size: int) -> list[list[str]]:
+    """Split ``paths`` into consecutive batches of ``size`` paths (the last one may be shorter)."""
+    if size < 1:
+        raise ValueError(f"invalid batch size {size}: use at least 1")
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
 def count_imports(tree: ast.AST) -> Counter[str]:
@@ -169,32 +185,32 @@ def compute_report(root: str | None = None) -> Report:
 
 
 @step(retries=3, timeout="2m")
-def list_files(root: str | None) -> list[str]:
-    """List the Python files under ``root`` (the standard library when None)."""
+def list_files(root: str | None) -> list[list[str]]:
+    """List the Python files under ``root`` (the standard library when None), in batches."""
     try:
-        return find_python_files(resolve_root(root))
+        return split_into_batches(find_python_files(resolve_root(root)), FILES_PER_TASK)
     except NotADirectoryError as error:
         raise NonRetryableError(str(error)) from error
 
 
 @step
-def analyse(path: str) -> FileStats:
-    """Count what one file contains."""
-    return analyse_file(path)
+def analyse(paths: list[str]) -> list[FileStats]:
+    """Count what each file of one batch contains."""
+    return [analyse_file(path) for path in paths]
 
 
 @step
-def merge(stats: list[FileStats], root: str | None) -> Report:
-    """Add up the per-file counts into the report."""
-    return merge_stats(resolve_root(root), [FileStats.model_validate(item) for item in stats])
+def merge(stats: list[list[FileStats]], root: str | None) -> Report:
+    """Add up the per-file counts of every batch into the report."""
+    return merge_stats(resolve_root(root), [item for batch in stats for item in batch])
 
 
 @workflow
 def source_report(root: str | None = None) -> Report:
-    """Report on the Python files under ``root``: one task per file, merged at the end."""
-    files = list_files(root)
-    per_file = analyse.map(files)
-    return merge(per_file, root)
+    """Report on the Python files under ``root``: one task per batch, merged at the end."""
+    batches = list_files(root)
+    per_batch = analyse.map(batches)
+    return merge(per_batch, root)
 
 
 def main(argv: list[str]) -> int:

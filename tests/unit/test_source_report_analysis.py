@@ -1,4 +1,4 @@
-"""The plain analysis functions of examples/source_report.py, on a small tree counted by hand."""
+"""examples/source_report.py on a small tree counted by hand: its functions and its workflow."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from buquet.testing import run_workflow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "source_report.py"
 
@@ -142,6 +144,28 @@ def test_top_imports_ten_with_ties(report_module: ModuleType) -> None:
     assert report.top_imports[1] == ("m11", 2)
     assert [name for name, _ in report.top_imports[2:]] == [f"m{i:02d}" for i in range(8)]
     assert len(report.top_imports) == 10
+
+
+def test_batches_keep_order(report_module: ModuleType) -> None:
+    paths = [f"f{i}.py" for i in range(7)]
+    batches = report_module.split_into_batches(paths, 3)
+    assert batches == [["f0.py", "f1.py", "f2.py"], ["f3.py", "f4.py", "f5.py"], ["f6.py"]]
+    assert report_module.split_into_batches([], 3) == []
+
+
+def test_batches_reject_size_zero(report_module: ModuleType) -> None:
+    with pytest.raises(ValueError, match="invalid batch size 0"):
+        report_module.split_into_batches(["a.py"], 0)
+
+
+def test_workflow_matches_direct(
+    report_module: ModuleType, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report_module, "FILES_PER_TASK", 2)
+    run = run_workflow(report_module.source_report, {"root": str(tree)})
+    expected = report_module.compute_report(str(tree)).model_dump(mode="json")
+    assert run.status.value == "succeeded", run.error
+    assert run.result == expected
 
 
 def test_report_root_defaults_to_stdlib(report_module: ModuleType) -> None:
