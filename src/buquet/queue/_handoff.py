@@ -56,7 +56,8 @@ class Handoff:
         """
         if not self._handles(task.type) or self.room() <= 0:
             return False
-        claimed = self._queue.submit_claimed(task, self._worker_id, self._lease)
+        # Only settle hooks hand tasks over, and a crash replays them: see Queue.submit_prepared.
+        claimed = self._queue.submit_claimed(task, self._worker_id, self._lease, replayed=True)
         if claimed is not None:
             self._start(claimed)
         return True

@@ -120,9 +120,15 @@ class Queue:
         )
         return build_task(task_type, input, options, self.store.now())
 
-    def submit_prepared(self, task: Task) -> Task:
-        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`."""
-        return _submit(self._io, task)
+    def submit_prepared(self, task: Task, *, replayed: bool = False) -> Task:
+        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`.
+
+        ``replayed`` is for settle hooks: the hook's own task keeps its hint
+        until the hook returns, so a crash makes a sweeper call the hook, and
+        submit the task, again. The task's hint and object are then written
+        at the same time instead of one after the other.
+        """
+        return _submit(self._io, task, replayed=replayed)
 
     def get(self, task_id: str) -> Task:
         """Read a task; raise TaskNotFound when it does not exist."""
@@ -195,14 +201,15 @@ class Queue:
         return Claimer(self._io, options, settlement, rng)
 
     def submit_claimed(
-        self, task: Task, worker_id: str, lease: float | None = None
+        self, task: Task, worker_id: str, lease: float | None = None, *, replayed: bool = False
     ) -> ClaimedTask | None:
         """Create ``task`` (from :meth:`prepare`) already claimed by ``worker_id``.
 
         Returns None when an equal task with that id exists already; raises
         TaskConflict when it differs.
         """
-        return _submit_claimed(self._io, task, ClaimOptions(worker_id, None, lease))
+        options = ClaimOptions(worker_id, None, lease)
+        return _submit_claimed(self._io, task, options, replayed=replayed)
 
     def renew(self, claimed: ClaimedTask) -> Task:
         """Extend the lease of a claimed task; raise LeaseLost when it was taken over."""

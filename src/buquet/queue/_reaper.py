@@ -1,4 +1,8 @@
-"""Deleting the hints of settled tasks in batches, off the path from one task to the next."""
+"""Deleting the hints of settled tasks in batches, off the path from one task to the next.
+
+A claimer that lists a hint in the short time before its batch goes reads
+a finished task and skips the hint; the owner's claimer skips it unread.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from buquet.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.05
-"""Seconds between batch deletes while hints wait."""
+FLUSH_INTERVAL = 0.25
+"""Seconds a hint waits at most for its batch; a fuller batch goes at once."""
+FULL_BATCH = 200
+"""Waiting hints that start a batch delete before the interval has passed."""
 MAX_BATCH = 1000
 """Hints deleted by one request."""
 
@@ -33,6 +39,7 @@ class HintReaper(threading.Thread):
         self._queued: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._full = threading.Event()
         self._stop_event = threading.Event()
 
     def add(self, key: str) -> None:
@@ -41,7 +48,10 @@ class HintReaper(threading.Thread):
             if key not in self._queued:
                 self._queued.add(key)
                 self._pending.append(key)
+            full = len(self._pending) >= FULL_BATCH
         self._wake.set()
+        if full:
+            self._full.set()
 
     def queued(self, key: str) -> bool:
         """Check whether ``key`` waits for deletion."""
@@ -52,12 +62,14 @@ class HintReaper(threading.Thread):
         """Delete what is left and end the thread."""
         self._stop_event.set()
         self._wake.set()
+        self._full.set()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             self._wake.wait()
-            self._stop_event.wait(FLUSH_INTERVAL)
+            self._full.wait(FLUSH_INTERVAL)
             self._wake.clear()
+            self._full.clear()
             self.flush()
         self.flush()
 

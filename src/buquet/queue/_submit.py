@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +16,13 @@ from buquet.errors import AmbiguousWrite, ConfigError, PreconditionFailed, Store
 from buquet.queue._backoff import Backoff
 from buquet.queue._claim import ClaimOptions, running_copy
 from buquet.queue._claimed import ClaimedTask
-from buquet.queue._io import TaskIO, stamp
+from buquet.queue._io import TaskIO, ready_hint_key, stamp
 from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 
+HINT_THREADS = 8
+"""Threads that write hints beside task creations (see ``replayed``)."""
 CLOCK_SLACK = dt.timedelta(seconds=1)
 """How far two processes' estimates of the store's clock may differ."""
 
@@ -91,21 +96,46 @@ def _choose_id(options: SubmitOptions) -> str:
     return uuid.uuid4().hex
 
 
-def submit(io: TaskIO, task: Task) -> Task:
+def submit(io: TaskIO, task: Task, *, replayed: bool = False) -> Task:
     """Write the ready hint, then create the task; an equal existing task is returned as is.
 
     The hint comes first so that a crash between the two writes leaves a
-    stale hint (cleaned by claimers) rather than an invisible task.
+    stale hint (cleaned by claimers) rather than an invisible task. With
+    ``replayed``, the caller promises that a crash makes it submit the task
+    again (a settle hook, whose own task keeps its hint until the hook
+    returns), so both writes go out at the same time.
     """
-    io.put_ready_hint(task)
+    hint_written = _put_hint(io, task, replayed=replayed)
     try:
         io.create(task)
     except PreconditionFailed:
         return _existing(io, task)
     except AmbiguousWrite:
         return _after_lost_create(io, task)
+    finally:
+        hint_written()
     logger.debug("submitted task %s of type %s", task.id, task.type)
     return task
+
+
+def _put_hint(io: TaskIO, task: Task, *, replayed: bool) -> Callable[[], object]:
+    """Write the task's ready hint, now or beside the next write; return a wait for it."""
+    if not replayed:
+        io.put_ready_hint(task)
+        return lambda: None
+    return _hint_pool().submit(io.put_ready_hint, task).result
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hint_pool() -> ThreadPoolExecutor:
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(HINT_THREADS, thread_name_prefix="buquet-hints")
+        return _pool
 
 
 def _after_lost_create(io: TaskIO, task: Task) -> Task:
@@ -138,22 +168,38 @@ def _existing(io: TaskIO, task: Task) -> Task:
     return existing
 
 
-def submit_claimed(io: TaskIO, task: Task, options: ClaimOptions) -> ClaimedTask | None:
+def submit_claimed(
+    io: TaskIO, task: Task, options: ClaimOptions, *, replayed: bool = False
+) -> ClaimedTask | None:
     """Create ``task`` already claimed by ``options.worker_id``, for a worker to run at once.
 
     A worker that creates the next task of a chain saves the poll, the read
     and the claim write a claimer would need. The ready hint is written
-    first, as for :func:`submit`, so a crash leaves a task the sweep rules
-    return to pending once the lease lapses. Returns None, writing nothing
-    more, when the id names an existing equal task: another worker submitted
-    it (raises TaskConflict when it differs).
+    first, as for :func:`submit` (and ``replayed`` means the same), so a
+    crash leaves a task the sweep rules return to pending once the lease
+    lapses. Returns None, writing nothing more, when the id names an
+    existing equal task: another worker submitted it (raises TaskConflict
+    when it differs).
     """
     now = io.now()
     lease_seconds = options.lease if options.lease is not None else task.lease_seconds
     running = stamp(running_copy(task, options.worker_id, now, lease_seconds), now)
-    key = io.put_ready_hint(running)
+    hint_written = _put_hint(io, running, replayed=replayed)
     try:
-        etag = io.create(running)
+        etag = _create_claimed(io, task, running)
+    finally:
+        hint_written()
+    if etag is None:
+        return None
+    assert running.lease_token is not None
+    logger.debug("submitted task %s claimed by %s", task.id, options.worker_id)
+    return ClaimedTask(running, etag, running.lease_token, lease_seconds, ready_hint_key(running))
+
+
+def _create_claimed(io: TaskIO, task: Task, running: Task) -> str | None:
+    """Create the claimed task; its ETag, or None when an equal task exists already."""
+    try:
+        return io.create(running)
     except PreconditionFailed:
         _existing(io, task)
         return None
@@ -162,7 +208,4 @@ def submit_claimed(io: TaskIO, task: Task, options: ClaimOptions) -> ClaimedTask
         if found is None or found[0].lease_token != running.lease_token:
             _existing(io, task)
             return None
-        etag = found[1]
-    assert running.lease_token is not None
-    logger.debug("submitted task %s claimed by %s", task.id, options.worker_id)
-    return ClaimedTask(running, etag, running.lease_token, lease_seconds, key)
+        return found[1]

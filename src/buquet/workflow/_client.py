@@ -71,7 +71,7 @@ class Client:
         run = Run(
             id=run_id, workflow=workflow.name, input=bound, dag=dag, created_at=now, updated_at=now
         )
-        engine = Engine(self.queue, {workflow.name: workflow})
+        engine = Engine(self.queue, {workflow.name: workflow}, replayed=False)
         try:
             for root in dag.roots():
                 engine.activate(run, dag.nodes[root])

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -82,15 +82,29 @@ class StepTaskInput(BaseModel):
 
 
 class Engine:
-    """Runs the steps of the given workflows and advances their runs."""
+    """Runs the steps of the given workflows and advances their runs.
 
-    def __init__(self, queue: Queue, workflows: Mapping[str, Workflow[..., Any]]) -> None:
+    ``replayed`` says that the engine submits tasks from settle hooks, which
+    a crash makes a sweeper call again (the worker's engine); a client that
+    starts runs passes False, so that a first task's hint is written before
+    the task.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        workflows: Mapping[str, Workflow[..., Any]],
+        *,
+        replayed: bool = True,
+    ) -> None:
         self.queue = queue
+        self._replayed = replayed
         self.store = queue.store
         self.workflows = dict(workflows)
         self._io_pool = _shared_io_pool()
         self._runs: _Recent[Run] = _Recent(CACHED_RUNS)
         self._results: _Recent[Any] = _Recent(CACHED_RESULTS)
+        self._prefetched: _Recent[Future[tuple[Run, str]]] = _Recent(CACHED_RUNS)
 
     # Execution -----------------------------------------------------------------
 
@@ -117,7 +131,12 @@ class Engine:
         except ValidationError as exc:
             raise NonRetryableError(f"step {node.name!r}: invalid input: {exc}") from exc
         with running_step(StepContext(run.id, node.name, ref.index, ctx)):
-            return step.run_directly(**converted)
+            result = step.run_directly(**converted)
+        if ref.index is None:
+            # The settle hook needs a read of the run made after the step returned; it
+            # starts now, beside the write of the result.
+            self._prefetched.put(ctx.task_id, self._io_pool.submit(self._read_run, run.id))
+        return result
 
     def _execute_failure_handler(self, run: Run, ctx: TaskContext) -> Any:
         if run.dag.on_failure is None:
@@ -196,15 +215,19 @@ class Engine:
         ref = StepTaskInput.model_validate(task.input)
         if ref.node == FAILURE_NODE:
             self._log_failure_handler(task, ref)
+        elif task.cancel_requested:
+            logger.info("step task %s was asked to cancel; not advancing its run", task.id)
         elif task.status is TaskStatus.SUCCEEDED:
             self._results.put(task.id, task.result)
-            self._step_succeeded(ref)
+            self._step_succeeded(ref, self._prefetched.pop(task.id))
         elif task.status is TaskStatus.FAILED:
             self._step_failed(task, ref)
 
-    def _step_succeeded(self, ref: StepTaskInput) -> None:
+    def _step_succeeded(
+        self, ref: StepTaskInput, run_read: Future[tuple[Run, str]] | None = None
+    ) -> None:
         if ref.index is None or ref.width is None:
-            self._node_done(ref.run, ref.node, None)
+            self._node_done(ref.run, ref.node, None, run_read)
             return
         self.store.put(keys.item_done_key(ref.run, ref.node, ref.index), b"{}")
         if self._group_complete(ref.run, ref.node, keys.map_group(ref.index), ref.width):
@@ -225,12 +248,18 @@ class Engine:
         done_groups = sum(1 for _ in iter_keys(self.store, keys.group_done_prefix(run_id, node)))
         return done_groups >= groups
 
-    def _node_done(self, run_id: str, node: str, width: int | None) -> None:
+    def _node_done(
+        self,
+        run_id: str,
+        node: str,
+        width: int | None,
+        run_read: Future[tuple[Run, str]] | None = None,
+    ) -> None:
         if width is not None:
             self.store.put(keys.node_done_key(run_id, node), _json.dumps({"width": width}))
         try:
             # A fresh read: a run cancelled or failed meanwhile gets no new steps.
-            run, etag = self._read_run(run_id)
+            run, etag = self._read_run(run_id) if run_read is None else run_read.result()
         except RunNotFound:
             # The run is being started: Engine.resume advances it once it is stored.
             return
@@ -360,7 +389,7 @@ class Engine:
         )
         handoff = current_handoff()
         if handoff is None or not handoff.take(task):
-            self.queue.submit_prepared(task)
+            self.queue.submit_prepared(task, replayed=self._replayed)
 
     def _fail_map(self, run: Run, node: Node, items: Any) -> None:
         error = (
@@ -387,6 +416,11 @@ class _Recent(Generic[V]):
 
     def get(self, key: str) -> V | None:
         return self.lookup(key)[1]
+
+    def pop(self, key: str) -> V | None:
+        """Remove ``key`` and return its value, or None."""
+        with self._lock:
+            return self._entries.pop(key, None)
 
     def lookup(self, key: str) -> tuple[bool, V | None]:
         """Return whether ``key`` is kept, and its value."""
