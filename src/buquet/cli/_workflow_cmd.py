@@ -61,7 +61,10 @@ RunIdOption = Annotated[
         help="Run id; starting an existing run id again returns that run. Default: random.",
     ),
 ]
-POLL_SECONDS = 0.25
+# The run object is one small read, so it is polled often to return soon after
+# the run ends. Progress costs a listing per step and is refreshed less often.
+POLL_SECONDS = 0.05
+PROGRESS_SECONDS = 0.25
 stdout = Console()
 
 
@@ -173,9 +176,13 @@ def _follow(client: Client, run_id: str, runner: WorkerProcesses | WorkerThread)
     live = console.is_terminal
     with Progress(*columns, console=console, transient=True, disable=not live) as bar:
         tasks: dict[str, Any] = {}
+        shown_at = -PROGRESS_SECONDS
         while True:
             current = client.get(run_id)
-            _show_progress(bar, tasks, client.progress(run_id))
+            # Progress lists every item of each map, so it is read only when shown.
+            if live and time.monotonic() - shown_at >= PROGRESS_SECONDS:
+                _show_progress(bar, tasks, client.progress(run_id))
+                shown_at = time.monotonic()
             if current.status.is_terminal:
                 return current
             if runner.all_exited():
