@@ -7,8 +7,10 @@ it again, so every continuation below is idempotent:
 
 1. a finished step is done when its task has succeeded; nothing more is
    written. A finished map item writes its item marker and lists its group of
-   items; when the group is complete, it lists the group markers, and the
-   last group writes the map's done marker. No object is rewritten per item;
+   items, unless another item of the group is still running in this process
+   (that one lists after it). When the group is complete, it lists the group
+   markers, and the last group writes the map's done marker. No object is
+   rewritten per item;
 2. a dependent whose dependencies are all done is submitted under a
    deterministic task id, so two workers submitting it create one task. When
    the settling worker has a free slot, it creates the task already claimed
@@ -20,11 +22,12 @@ it again, so every continuation below is idempotent:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -105,6 +108,8 @@ class Engine:
         self._runs: _Recent[Run] = _Recent(CACHED_RUNS)
         self._results: _Recent[Any] = _Recent(CACHED_RESULTS)
         self._prefetched: _Recent[Future[tuple[Run, str]]] = _Recent(CACHED_RUNS)
+        self._map_items_running: Counter[tuple[str, str, int]] = Counter()
+        self._map_items_lock = threading.Lock()
 
     # Execution -----------------------------------------------------------------
 
@@ -130,7 +135,7 @@ class Engine:
             converted = step.convert_arguments(arguments)
         except ValidationError as exc:
             raise NonRetryableError(f"step {node.name!r}: invalid input: {exc}") from exc
-        with running_step(StepContext(run.id, node.name, ref.index, ctx)):
+        with running_step(StepContext(run.id, node.name, ref.index, ctx)), self._running(ref):
             result = step.run_directly(**converted)
         if ref.index is None:
             # The settle hook needs a read of the run made after the step returned; it
@@ -230,8 +235,40 @@ class Engine:
             self._node_done(ref.run, ref.node, None, run_read)
             return
         self.store.put(keys.item_done_key(ref.run, ref.node, ref.index), b"{}")
-        if self._group_complete(ref.run, ref.node, keys.map_group(ref.index), ref.width):
+        group = keys.map_group(ref.index)
+        if self._group_item_running(ref.run, ref.node, group):
+            # That item writes its marker after ours and then lists the group itself.
+            return
+        if self._group_complete(ref.run, ref.node, group, ref.width):
             self._node_done(ref.run, ref.node, ref.width)
+
+    @contextlib.contextmanager
+    def _running(self, ref: StepTaskInput) -> Iterator[None]:
+        """Count a map item as running in this process while its step function runs."""
+        if ref.index is None:
+            yield
+            return
+        group = (ref.run, ref.node, keys.map_group(ref.index))
+        with self._map_items_lock:
+            self._map_items_running[group] += 1
+        try:
+            yield
+        finally:
+            with self._map_items_lock:
+                self._map_items_running[group] -= 1
+                if not self._map_items_running[group]:
+                    del self._map_items_running[group]
+
+    def _group_item_running(self, run_id: str, node: str, group: int) -> bool:
+        """Check whether another item of the group is inside its step function here.
+
+        Such an item has not written its done marker yet. Whatever happens to
+        it, it lists the group after writing its marker: when it settles, or
+        when a later attempt settles after its outcome was lost or its lease
+        lapsed. So an item that finds one can leave the listing to it.
+        """
+        with self._map_items_lock:
+            return self._map_items_running[(run_id, node, group)] > 0
 
     def _group_complete(self, run_id: str, node: str, group: int, width: int) -> bool:
         """Mark a group done if all its items are, then return whether every group is done.
