@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from buquet.queue._claimed import ClaimedTask
 from buquet.queue._task import Task
+
+logger = logging.getLogger(__name__)
 
 
 class TaskContext:
@@ -14,6 +19,30 @@ class TaskContext:
     def __init__(self, claimed: ClaimedTask, worker_id: str) -> None:
         self._claimed = claimed
         self.worker_id = worker_id
+        self._when_over: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._over = False
+
+    def when_over(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this attempt is over: its outcome written and its
+        settle hook run, or the attempt given up (lease lost, outcome not
+        written). Called at once when the attempt is over already."""
+        with self._lock:
+            if not self._over:
+                self._when_over.append(callback)
+                return
+        callback()
+
+    def finish(self) -> None:
+        """Mark the attempt over and run the callbacks of :meth:`when_over`; the worker calls it."""
+        with self._lock:
+            self._over = True
+            callbacks, self._when_over = self._when_over, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("a callback at the end of task %s failed", self.task_id)
 
     @property
     def task(self) -> Task:

@@ -83,6 +83,12 @@ class Outcomes:
         """Run the handler of ``held`` and write what came of it."""
         ctx = TaskContext(held.claimed, self.worker_id)
         try:
+            self._run(held, ctx)
+        finally:
+            ctx.finish()
+
+    def _run(self, held: Held, ctx: TaskContext) -> None:
+        try:
             result = held.call(held.claimed.task.input, ctx)
         except (NonRetryableError, SerializationError) as error:
             message = _describe(error)

@@ -22,12 +22,11 @@ it again, so every continuation below is idempotent:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -108,7 +107,7 @@ class Engine:
         self._runs: _Recent[Run] = _Recent(CACHED_RUNS)
         self._results: _Recent[Any] = _Recent(CACHED_RESULTS)
         self._prefetched: _Recent[Future[tuple[Run, str]]] = _Recent(CACHED_RUNS)
-        self._map_items_running: Counter[tuple[str, str, int]] = Counter()
+        self._map_items_running: set[tuple[str, str, int]] = set()
         self._map_items_lock = threading.Lock()
 
     # Execution -----------------------------------------------------------------
@@ -135,7 +134,8 @@ class Engine:
             converted = step.convert_arguments(arguments)
         except ValidationError as exc:
             raise NonRetryableError(f"step {node.name!r}: invalid input: {exc}") from exc
-        with running_step(StepContext(run.id, node.name, ref.index, ctx)), self._running(ref):
+        self._track_item(ref, ctx)
+        with running_step(StepContext(run.id, node.name, ref.index, ctx)):
             result = step.run_directly(**converted)
         if ref.index is None:
             # The settle hook needs a read of the run made after the step returned; it
@@ -235,40 +235,42 @@ class Engine:
             self._node_done(ref.run, ref.node, None, run_read)
             return
         self.store.put(keys.item_done_key(ref.run, ref.node, ref.index), b"{}")
-        group = keys.map_group(ref.index)
-        if self._group_item_running(ref.run, ref.node, group):
+        if self._other_item_running(ref):
             # That item writes its marker after ours and then lists the group itself.
             return
-        if self._group_complete(ref.run, ref.node, group, ref.width):
+        if self._group_complete(ref.run, ref.node, keys.map_group(ref.index), ref.width):
             self._node_done(ref.run, ref.node, ref.width)
 
-    @contextlib.contextmanager
-    def _running(self, ref: StepTaskInput) -> Iterator[None]:
-        """Count a map item as running in this process while its step function runs."""
+    def _track_item(self, ref: StepTaskInput, ctx: TaskContext) -> None:
+        """Count a map item as running here from its start until its attempt is over."""
         if ref.index is None:
-            yield
             return
-        group = (ref.run, ref.node, keys.map_group(ref.index))
+        item = (ref.run, ref.node, ref.index)
         with self._map_items_lock:
-            self._map_items_running[group] += 1
-        try:
-            yield
-        finally:
-            with self._map_items_lock:
-                self._map_items_running[group] -= 1
-                if not self._map_items_running[group]:
-                    del self._map_items_running[group]
+            self._map_items_running.add(item)
+        ctx.when_over(lambda: self._untrack_item(item))
 
-    def _group_item_running(self, run_id: str, node: str, group: int) -> bool:
-        """Check whether another item of the group is inside its step function here.
+    def _untrack_item(self, item: tuple[str, str, int]) -> None:
+        with self._map_items_lock:
+            self._map_items_running.discard(item)
+
+    def _other_item_running(self, ref: StepTaskInput) -> bool:
+        """Stop counting this item as running; check whether another item of its group is.
 
         Such an item has not written its done marker yet. Whatever happens to
-        it, it lists the group after writing its marker: when it settles, or
-        when a later attempt settles after its outcome was lost or its lease
-        lapsed. So an item that finds one can leave the listing to it.
+        it, it lists the group after writing its marker: when it settles
+        (having stopped counting itself first, under the same lock), or when
+        a later attempt settles after this one lost its outcome or its lease.
+        So an item that finds one can leave the listing to it.
         """
+        assert ref.index is not None
+        group = keys.map_group(ref.index)
         with self._map_items_lock:
-            return self._map_items_running[(run_id, node, group)] > 0
+            self._map_items_running.discard((ref.run, ref.node, ref.index))
+            return any(
+                run == ref.run and node == ref.node and keys.map_group(index) == group
+                for run, node, index in self._map_items_running
+            )
 
     def _group_complete(self, run_id: str, node: str, group: int, width: int) -> bool:
         """Mark a group done if all its items are, then return whether every group is done.
