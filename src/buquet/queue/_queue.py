@@ -120,15 +120,9 @@ class Queue:
         )
         return build_task(task_type, input, options, self.store.now())
 
-    def submit_prepared(self, task: Task, *, replayed: bool = False) -> Task:
-        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`.
-
-        ``replayed`` is for settle hooks: the hook's own task keeps its hint
-        until the hook returns, so a crash makes a sweeper call the hook, and
-        submit the task, again. The task's hint and object are then written
-        at the same time instead of one after the other.
-        """
-        return _submit(self._io, task, replayed=replayed)
+    def submit_prepared(self, task: Task) -> Task:
+        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`."""
+        return _submit(self._io, task)
 
     def get(self, task_id: str) -> Task:
         """Read a task; raise TaskNotFound when it does not exist."""
@@ -204,6 +198,11 @@ class Queue:
         self, task: Task, worker_id: str, lease: float | None = None, *, replayed: bool = False
     ) -> ClaimedTask | None:
         """Create ``task`` (from :meth:`prepare`) already claimed by ``worker_id``.
+
+        ``replayed`` is for settle hooks: the hook's own task keeps its hint
+        until the hook returns, so a crash makes a sweeper call the hook, and
+        submit the task, again. The task's hint and object are then written
+        at the same time instead of one after the other.
 
         Returns None when an equal task with that id exists already; raises
         TaskConflict when it differs.

@@ -1,10 +1,12 @@
 """The repair pass: writes the hints that are missing for pending and running tasks.
 
-Hints are written before the task writes that need them, so they go missing
-only when something deletes them by mistake, or a store loses a write. The
-repair lists ``tasks/`` and ``ready/`` and reads every task that has no
-hint. Task ids found finished are remembered,
-because a finished task never changes again.
+A submitted task is created before its hint, so a submitter that dies in
+between leaves a task without one; hints also go missing when something
+deletes them by mistake, or a store loses a write. The repair lists
+``tasks/`` and ``ready/`` and reads every task that has no hint. Task ids
+found finished are remembered, because a finished task never changes again.
+Workers run it at start and every ``repair_interval`` (ten minutes by
+default), which bounds how long such a task waits.
 """
 
 from __future__ import annotations

@@ -96,30 +96,31 @@ def _choose_id(options: SubmitOptions) -> str:
     return uuid.uuid4().hex
 
 
-def submit(io: TaskIO, task: Task, *, replayed: bool = False) -> Task:
-    """Write the ready hint, then create the task; an equal existing task is returned as is.
+def submit(io: TaskIO, task: Task) -> Task:
+    """Create the task, then write its ready hint; an equal existing task is returned as is.
 
-    The hint comes first so that a crash between the two writes leaves a
-    stale hint (cleaned by claimers) rather than an invisible task. With
-    ``replayed``, the caller promises that a crash makes it submit the task
-    again (a settle hook, whose own task keeps its hint until the hook
-    returns), so both writes go out at the same time.
+    The task comes first, so a claimer never reads a hint whose task is
+    still being written. A crash between the two writes leaves a task
+    without a hint, which the next repair pass finds (see ``_repair``).
+    Submitting again writes the hint of a live existing task, so a retried
+    submission also repairs it.
     """
-    hint_written = _put_hint(io, task, replayed=replayed)
     try:
         io.create(task)
     except PreconditionFailed:
-        return _existing(io, task)
+        stored = _existing(io, task)
     except AmbiguousWrite:
-        return _after_lost_create(io, task)
-    finally:
-        hint_written()
-    logger.debug("submitted task %s of type %s", task.id, task.type)
-    return task
+        stored = _after_lost_create(io, task)
+    else:
+        stored = task
+        logger.debug("submitted task %s of type %s", task.id, task.type)
+    if not stored.status.is_terminal:
+        io.put_ready_hint(stored)
+    return stored
 
 
 def _put_hint(io: TaskIO, task: Task, *, replayed: bool) -> Callable[[], object]:
-    """Write the task's ready hint, now or beside the next write; return a wait for it."""
+    """Write the task's ready hint now, or beside the next write; return a wait for it."""
     if not replayed:
         io.put_ready_hint(task)
         return lambda: None
@@ -175,11 +176,12 @@ def submit_claimed(
 
     A worker that creates the next task of a chain saves the poll, the read
     and the claim write a claimer would need. The ready hint is written
-    first, as for :func:`submit` (and ``replayed`` means the same), so a
-    crash leaves a task the sweep rules return to pending once the lease
-    lapses. Returns None, writing nothing more, when the id names an
-    existing equal task: another worker submitted it (raises TaskConflict
-    when it differs).
+    first, so a crash leaves a task the sweep rules return to pending once
+    the lease lapses. With ``replayed``, the caller promises that a crash
+    makes it submit the task again (a settle hook, whose own task keeps its
+    hint until the hook returns), so both writes go out at the same time.
+    Returns None, writing nothing more, when the id names an existing equal
+    task: another worker submitted it (raises TaskConflict when it differs).
     """
     now = io.now()
     lease_seconds = options.lease if options.lease is not None else task.lease_seconds

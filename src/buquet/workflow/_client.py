@@ -71,15 +71,10 @@ class Client:
         run = Run(
             id=run_id, workflow=workflow.name, input=bound, dag=dag, created_at=now, updated_at=now
         )
-        workflows = {workflow.name: workflow}
-        # No run object exists before the first tasks do, so a crash between a
-        # first task's hint and its task leaves nothing to finish: both can be
-        # written at once. Tasks submitted once the run exists keep hint-first.
-        first = Engine(self.queue, workflows, replayed=True)
-        engine = Engine(self.queue, workflows, replayed=False)
+        engine = Engine(self.queue, {workflow.name: workflow})
         try:
             for root in dag.roots():
-                first.activate(run, dag.nodes[root])
+                engine.activate(run, dag.nodes[root])
         except TaskConflict as exc:
             raise RunConflict(
                 f"run id {run_id!r} is already used by another workflow or input; "

@@ -84,23 +84,10 @@ class StepTaskInput(BaseModel):
 
 
 class Engine:
-    """Runs the steps of the given workflows and advances their runs.
+    """Runs the steps of the given workflows and advances their runs."""
 
-    ``replayed`` says that the engine submits tasks from settle hooks, which
-    a crash makes a sweeper call again (the worker's engine); a client that
-    starts runs passes False, so that a first task's hint is written before
-    the task.
-    """
-
-    def __init__(
-        self,
-        queue: Queue,
-        workflows: Mapping[str, Workflow[..., Any]],
-        *,
-        replayed: bool = True,
-    ) -> None:
+    def __init__(self, queue: Queue, workflows: Mapping[str, Workflow[..., Any]]) -> None:
         self.queue = queue
-        self._replayed = replayed
         self.store = queue.store
         self.workflows = dict(workflows)
         self._io_pool = _shared_io_pool()
@@ -428,7 +415,7 @@ class Engine:
         )
         handoff = current_handoff()
         if handoff is None or not handoff.take(task):
-            self.queue.submit_prepared(task, replayed=self._replayed)
+            self.queue.submit_prepared(task)
 
     def _fail_map(self, run: Run, node: Node, items: Any) -> None:
         error = (
