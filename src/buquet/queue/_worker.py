@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 FULL_WAIT = 1.0
 """Seconds to wait for a free slot before checking the stop event again."""
+STOP_CHECK = 0.2
+"""Longest sleep between two looks at the stop event."""
+BUSY_POLL = 0.05
+"""Shortest seconds between empty claims while some of the worker's tasks run."""
 
 
 class Worker:
@@ -199,7 +203,24 @@ class Worker:
             if _idle_too_long(idle_since, idle_exit):
                 logger.info("worker %s idle for %s s; exiting", self.worker_id, idle_exit)
                 return
-            self._stop_event.wait(self._poll.next_delay())
+            self._wait_after_empty_claim()
+
+    def _wait_after_empty_claim(self) -> None:
+        """Sleep until the next poll, or until a running task finishes.
+
+        While tasks run, their settle hooks hand the next steps over directly,
+        so the worker polls at most every BUSY_POLL; when one finishes, it
+        polls at once.
+        """
+        delay = self._poll.next_delay()
+        if self._held_count():
+            delay = max(delay, BUSY_POLL)
+        deadline = time.monotonic() + delay
+        # In slices, because a stop event passed to run() does not wake this wait.
+        while not self._stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._slot_freed.wait(min(left, STOP_CHECK)):
+                return
 
     def _idle_since(self, idle_since: float | None) -> float | None:
         if self._held_count() > 0:

@@ -49,6 +49,8 @@ V = TypeVar("V")
 FAILURE_NODE = "__on_failure__"
 RUN_VISIBLE_WAIT = 5.0
 """Seconds a step waits for its run object: a run's first tasks are created just before it."""
+FIRST_RUN_RETRY = 0.002
+MAX_RUN_RETRY = 0.1
 PARALLEL_READS = 16
 CACHED_RUNS = 256
 """Runs whose definition (DAG, input) a worker keeps; both never change."""
@@ -154,14 +156,17 @@ class Engine:
         return step
 
     def _wait_for_run(self, run_id: str) -> Run:
+        """Read a run; a first step may be claimed while its client is still writing it."""
         deadline = time.monotonic() + RUN_VISIBLE_WAIT
+        delay = FIRST_RUN_RETRY
         while True:
             try:
                 return self._read_run(run_id)[0]
             except RunNotFound:
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(0.05)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RUN_RETRY)
 
     # Values --------------------------------------------------------------------
 
