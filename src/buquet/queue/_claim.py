@@ -65,8 +65,11 @@ class Claimer:
         options: ClaimOptions,
         settlement: Settlement | None = None,
         rng: random.Random | None = None,
+        *,
+        relist_after: float = 0.0,
     ) -> None:
         self._io = io
+        self._relist_after = relist_after
         self._options = options
         types = options.types
         self._sweeper = Sweeper(io, settlement or Settlement({}, types))
@@ -92,7 +95,13 @@ class Claimer:
         self._held.discard(hint_key)
 
     def claim(self) -> ClaimedTask | None:
-        """Claim one due task; None when a fresh listing holds nothing claimable."""
+        """Claim one due task; None when a fresh listing holds nothing claimable.
+
+        A listing younger than ``relist_after`` seconds counts as fresh even
+        when used up, so claims in quick succession do not list again.
+        """
+        if not self._candidates and time.monotonic() - self._listed_at < self._relist_after:
+            return None
         fresh = self._stale_listing()
         if fresh:
             self._list()

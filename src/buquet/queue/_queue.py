@@ -183,16 +183,18 @@ class Queue:
         lease: Duration | None = None,
         settle_hooks: Mapping[str, SettleHook] | None = None,
         rng: random.Random | None = None,
+        relist_after: float = 0.0,
     ) -> Claimer:
         """Return a claimer that keeps its listing between claims, as a worker uses.
 
         It applies the sweep rules to the hints it reads, calling
-        ``settle_hooks`` for finished tasks whose owner died.
+        ``settle_hooks`` for finished tasks whose owner died. A used-up
+        listing younger than ``relist_after`` seconds is not listed again.
         """
         seconds = None if lease is None else self.parse_lease(lease)
         options = ClaimOptions(worker_id, types, seconds)
         settlement = Settlement(settle_hooks or {}, types)
-        return Claimer(self._io, options, settlement, rng)
+        return Claimer(self._io, options, settlement, rng, relist_after=relist_after)
 
     def submit_claimed(
         self, task: Task, worker_id: str, lease: float | None = None, *, replayed: bool = False

@@ -164,7 +164,11 @@ class Worker:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"buquet-{self.worker_id}")
         self._pool = pool
         self._claimer = self.queue.claimer(
-            self.task_types, self.worker_id, lease=self.lease, settle_hooks=self._settle_hooks()
+            self.task_types,
+            self.worker_id,
+            lease=self.lease,
+            settle_hooks=self._settle_hooks(),
+            relist_after=self._poll.minimum,
         )
         keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
         self._keeper = keeper
@@ -206,10 +210,10 @@ class Worker:
             self._wait_after_empty_claim()
 
     def _wait_after_empty_claim(self) -> None:
-        """Sleep until the next poll, or until a running task finishes.
+        """Sleep until the next poll, or until the last running task finishes.
 
         While tasks run, their settle hooks hand the next steps over directly,
-        so the worker polls at most every BUSY_POLL; when one finishes, it
+        so the worker polls at most every BUSY_POLL; when none is left, it
         polls at once.
         """
         delay = self._poll.next_delay()
@@ -219,8 +223,12 @@ class Worker:
         # In slices, because a stop event passed to run() does not wake this wait.
         while not self._stop_event.is_set():
             left = deadline - time.monotonic()
-            if left <= 0 or self._slot_freed.wait(min(left, STOP_CHECK)):
+            if left <= 0:
                 return
+            if self._slot_freed.wait(min(left, STOP_CHECK)):
+                self._slot_freed.clear()
+                if not self._held_count():
+                    return
 
     def _idle_since(self, idle_since: float | None) -> float | None:
         if self._held_count() > 0:
