@@ -80,11 +80,12 @@ def main() -> int:
     # A wide console keeps the table readable when the output goes to a file.
     console = Console(width=None if sys.stdout.isatty() else 180)
     report.render(results, console)
+    report.render_ratios(results, console)
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     output = RESULTS_DIR / f"{stamp}.json"
     document = {"machine": machine(), "quick": arguments.quick, "sizes": sizes.__dict__,
-                "results": results}  # fmt: skip
+                "results": results, "ratios": report.ratios(results)}  # fmt: skip
     output.write_text(json.dumps(document, indent=2, default=list), encoding="utf-8")
     console.print(f"results written to {output}; work files in {workdir}")
     if not arguments.check:

@@ -55,6 +55,64 @@ def render(results: Results, console: Console) -> None:
     console.print(table)
 
 
+COMPARED = (
+    ("W1", "throughput_per_s", "tasks/s", True),
+    ("W2", "latency_to_last_step_end.p50_ms", "p50 ms", False),
+    ("W2", "latency_to_last_step_end.p95_ms", "p95 ms", False),
+    ("W4", "wall_s", "wall s", False),
+)
+"""Workload, field, label, and whether more is better, for the comparison with peers."""
+BASE = "buquet/seaweedfs"
+
+
+def render_ratios(results: Results, console: Console) -> None:
+    """Print buquet's figures on SeaweedFS next to each peer's, and how many times better."""
+    peers = [system for system in results if not system.startswith("buquet/")]
+    peers.append("buquet/local")
+    table = Table(title=f"{BASE} against the others, same run (x = times better)")
+    table.add_column("measure")
+    table.add_column(BASE)
+    for peer in peers:
+        table.add_column(peer)
+    for workload, field, label, higher_is_better in COMPARED:
+        ours = _value(results, f"{BASE}:{workload}:{field}")
+        row = [f"{workload} {label}", _text(ours)]
+        for peer in peers:
+            theirs = _value(results, f"{peer}:{workload}:{field}")
+            row.append(_compared(ours, theirs, higher_is_better=higher_is_better))
+        table.add_row(*row)
+    console.print(table)
+
+
+def ratios(results: Results) -> dict[str, dict[str, float]]:
+    """Return, per compared measure and peer, how many times better buquet on SeaweedFS is."""
+    found: dict[str, dict[str, float]] = {}
+    for workload, field, label, higher_is_better in COMPARED:
+        ours = _value(results, f"{BASE}:{workload}:{field}")
+        for peer in results:
+            theirs = _value(results, f"{peer}:{workload}:{field}")
+            if peer == BASE or not _numbers(ours, theirs):
+                continue
+            factor = ours / theirs if higher_is_better else theirs / ours
+            found.setdefault(f"{workload} {label}", {})[peer] = round(factor, 2)
+    return found
+
+
+def _numbers(*values: Any) -> bool:
+    return all(isinstance(value, int | float) and value > 0 for value in values)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _compared(ours: Any, theirs: Any, *, higher_is_better: bool) -> str:
+    if not _numbers(ours, theirs):
+        return _text(theirs)
+    factor = ours / theirs if higher_is_better else theirs / ours
+    return f"{theirs} ({factor:.2f}x)"
+
+
 def _value(results: Results, path: str) -> Any:
     """Look up ``system/store:workload:field.field`` in the results; None when missing."""
     system, workload, fields = path.split(":")
