@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from buquet.errors import AmbiguousWrite, PreconditionFailed
@@ -67,9 +67,11 @@ class Claimer:
         rng: random.Random | None = None,
         *,
         relist_after: float = 0.0,
+        before_claim: Callable[[Task], None] | None = None,
     ) -> None:
         self._io = io
         self._relist_after = relist_after
+        self._before_claim = before_claim
         self._options = options
         types = options.types
         self._sweeper = Sweeper(io, settlement or Settlement({}, types))
@@ -163,6 +165,8 @@ class Claimer:
         if verdict.claimable is None:
             self._remember(hint, verdict)
             return None
+        if self._before_claim is not None:
+            self._before_claim(verdict.claimable[0])
         claimed = take(self._io, verdict.claimable, self._options)
         if claimed is not None:
             expires = claimed.task.lease_expires_at

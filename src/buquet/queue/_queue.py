@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import random
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from buquet import _time
@@ -120,9 +120,19 @@ class Queue:
         )
         return build_task(task_type, input, options, self.store.now())
 
-    def submit_prepared(self, task: Task) -> Task:
-        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`."""
-        return _submit(self._io, task)
+    def submit_prepared(self, task: Task, *, hint: bool = True) -> Task:
+        """Submit a task built by :meth:`prepare`; the same rules as :meth:`submit`.
+
+        With ``hint`` False the task is created without its ready hint, and
+        the caller must call :meth:`write_hint` with the returned task: until
+        then no worker finds it, except a repair pass.
+        """
+        return _submit(self._io, task, hint=hint)
+
+    def write_hint(self, task: Task) -> None:
+        """Write the ready hint of a task submitted with ``hint=False``, if it is live."""
+        if not task.status.is_terminal:
+            self._io.put_ready_hint(task)
 
     def get(self, task_id: str) -> Task:
         """Read a task; raise TaskNotFound when it does not exist."""
@@ -184,17 +194,26 @@ class Queue:
         settle_hooks: Mapping[str, SettleHook] | None = None,
         rng: random.Random | None = None,
         relist_after: float = 0.0,
+        before_claim: Callable[[Task], None] | None = None,
     ) -> Claimer:
         """Return a claimer that keeps its listing between claims, as a worker uses.
 
         It applies the sweep rules to the hints it reads, calling
         ``settle_hooks`` for finished tasks whose owner died. A used-up
         listing younger than ``relist_after`` seconds is not listed again.
+        ``before_claim`` sees each task just before its claim is written.
         """
         seconds = None if lease is None else self.parse_lease(lease)
         options = ClaimOptions(worker_id, types, seconds)
         settlement = Settlement(settle_hooks or {}, types)
-        return Claimer(self._io, options, settlement, rng, relist_after=relist_after)
+        return Claimer(
+            self._io,
+            options,
+            settlement,
+            rng,
+            relist_after=relist_after,
+            before_claim=before_claim,
+        )
 
     def submit_claimed(
         self, task: Task, worker_id: str, lease: float | None = None, *, replayed: bool = False

@@ -23,6 +23,7 @@ from buquet.queue._task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
 SettleHook = Callable[[Task], None]
+ClaimHook = Callable[[Task], None]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class HandlerSpec:
     task_type: str
     fn: Callable[..., Any]
     on_settled: SettleHook | None = None
+    on_claim: ClaimHook | None = None
+    """Called with a task this worker is about to claim, e.g. to start reading
+    what the handler will need while the claim is written."""
 
 
 _lock = threading.Lock()

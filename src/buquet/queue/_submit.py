@@ -96,14 +96,15 @@ def _choose_id(options: SubmitOptions) -> str:
     return uuid.uuid4().hex
 
 
-def submit(io: TaskIO, task: Task) -> Task:
+def submit(io: TaskIO, task: Task, *, hint: bool = True) -> Task:
     """Create the task, then write its ready hint; an equal existing task is returned as is.
 
     The task comes first, so a claimer never reads a hint whose task is
     still being written. A crash between the two writes leaves a task
     without a hint, which the next repair pass finds (see ``_repair``).
     Submitting again writes the hint of a live existing task, so a retried
-    submission also repairs it.
+    submission also repairs it. With ``hint`` False the caller writes the
+    hint itself, with :meth:`TaskIO.put_ready_hint`.
     """
     try:
         io.create(task)
@@ -114,7 +115,7 @@ def submit(io: TaskIO, task: Task) -> Task:
     else:
         stored = task
         logger.debug("submitted task %s of type %s", task.id, task.type)
-    if not stored.status.is_terminal:
+    if hint and not stored.status.is_terminal:
         io.put_ready_hint(stored)
     return stored
 

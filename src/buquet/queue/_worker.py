@@ -26,7 +26,8 @@ from buquet.queue._keeper import LeaseKeeper
 from buquet.queue._polling import Poll
 from buquet.queue._queue import Duration, Queue
 from buquet.queue._reaper import HintReaper
-from buquet.queue._registry import HandlerSpec, SettleHook, registered_handlers
+from buquet.queue._registry import ClaimHook, HandlerSpec, SettleHook, registered_handlers
+from buquet.queue._task import Task
 from buquet.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -120,16 +121,23 @@ class Worker:
         return sorted(self._handlers)
 
     def register(
-        self, task_type: str, fn: Callable[..., Any], *, on_settled: SettleHook | None = None
+        self,
+        task_type: str,
+        fn: Callable[..., Any],
+        *,
+        on_settled: SettleHook | None = None,
+        on_claim: ClaimHook | None = None,
     ) -> None:
         """Handle ``task_type`` with ``fn``; ``on_settled`` runs once the task has finished.
 
         ``on_settled(task)`` runs after a terminal write (succeeded, failed,
-        cancelled) and before the lease hint is deleted. When it raises, the
+        cancelled) and before the ready hint is deleted. When it raises, the
         hint stays and a sweeper calls it again, so it must be idempotent.
+        ``on_claim(task)`` runs in the claiming thread just before the claim
+        is written; it must return at once and must not raise.
         """
         checked = keys.check_task_type(task_type)
-        self._handlers[checked] = HandlerSpec(checked, fn, on_settled)
+        self._handlers[checked] = HandlerSpec(checked, fn, on_settled, on_claim)
 
     def register_module(self, module: ModuleType | str) -> list[str]:
         """Register every handler declared with ``@handler`` in ``module``; return the types."""
@@ -176,6 +184,7 @@ class Worker:
             lease=self.lease,
             settle_hooks=self._settle_hooks(),
             relist_after=self._poll.minimum,
+            before_claim=self._before_claim,
         )
         keeper = LeaseKeeper(self._outcomes, self._held_snapshot)
         self._keeper = keeper
@@ -301,6 +310,15 @@ class Worker:
     def _handoff_room(self) -> int:
         # Called from a settle hook, whose own task still holds a slot it is about to free.
         return self.concurrency - self._held_count() + 1
+
+    def _before_claim(self, task: Task) -> None:
+        spec = self._handlers.get(task.type)
+        if spec is None or spec.on_claim is None:
+            return
+        try:
+            spec.on_claim(task)
+        except Exception:
+            logger.exception("claim hook of task type %s failed", task.type)
 
     def _settle_hooks(self) -> dict[str, SettleHook]:
         return {t: s.on_settled for t, s in self._handlers.items() if s.on_settled is not None}

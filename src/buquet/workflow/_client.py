@@ -21,10 +21,10 @@ from buquet.errors import (
     TaskConflict,
     TaskNotFound,
 )
-from buquet.queue import Queue, TaskStatus
+from buquet.queue import Queue, Task, TaskStatus
 from buquet.store import ObjectStore, iter_keys
 from buquet.workflow._definition import Workflow
-from buquet.workflow._engine import Engine
+from buquet.workflow._engine import Engine, shared_io_pool
 from buquet.workflow._run import Run, RunStatus, encode_run, finish_run, read_run
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Client:
             id=run_id, workflow=workflow.name, input=bound, dag=dag, created_at=now, updated_at=now
         )
         engine = Engine(self.queue, {workflow.name: workflow})
+        engine.deferred_hints = []
         try:
             for root in dag.roots():
                 engine.activate(run, dag.nodes[root])
@@ -80,12 +81,28 @@ class Client:
                 f"run id {run_id!r} is already used by another workflow or input; "
                 f"choose another run id"
             ) from exc
-        if not self._create_run(run):
+        hints, engine.deferred_hints = engine.deferred_hints, None
+        if not self._create_run_with_hints(run, hints):
             return self._existing_run(run)
         logger.info("started run %s of workflow %s", run_id, workflow.name)
         if any(dag.nodes[root].is_map for root in dag.roots()):
             engine.resume(run)
         return run
+
+    def _create_run_with_hints(self, run: Run, tasks: builtins.list[Task]) -> bool:
+        """Write the first tasks' hints and create the run object at the same time.
+
+        The tasks exist already. Should this client die before a hint is
+        written, the repair pass finds the task (the run waits until then);
+        a worker that claims a first step before the run object exists waits
+        for it.
+        """
+        pool = shared_io_pool()
+        written = [pool.submit(self.queue.write_hint, task) for task in tasks]
+        created = self._create_run(run)
+        for future in written:
+            future.result()
+        return created
 
     def _create_run(self, run: Run) -> bool:
         """Create the run object; return False when another start created it first.

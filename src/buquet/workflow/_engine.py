@@ -62,7 +62,7 @@ _io_pool: ThreadPoolExecutor | None = None
 _io_pool_lock = threading.Lock()
 
 
-def _shared_io_pool() -> ThreadPoolExecutor:
+def shared_io_pool() -> ThreadPoolExecutor:
     """Return the process-wide pool for parallel reads and submissions.
 
     Sharing one pool keeps the engine's extra store connections at
@@ -92,10 +92,14 @@ class Engine:
         self.queue = queue
         self.store = queue.store
         self.workflows = dict(workflows)
-        self._io_pool = _shared_io_pool()
+        self._io_pool = shared_io_pool()
         self._runs: _Recent[Run] = _Recent(CACHED_RUNS)
         self._results: _Recent[Any] = _Recent(CACHED_RESULTS)
         self._prefetched: _Recent[Future[tuple[Run, str]]] = _Recent(CACHED_RUNS)
+        self._run_reads: _Recent[Future[tuple[Run, str]]] = _Recent(CACHED_RUNS)
+        self.deferred_hints: list[Task] | None = None
+        """When a list, submitted tasks are created without their hints and
+        collected here, for the caller to write them (see Client.start)."""
         self._map_items_running: set[tuple[str, str, int]] = set()
         self._map_items_lock = threading.Lock()
 
@@ -105,8 +109,8 @@ class Engine:
         """Run one step task: resolve its arguments, call the step, return its result."""
         ref = StepTaskInput.model_validate(ctx.input)
         if ref.node == FAILURE_NODE:
-            return self._execute_failure_handler(self._wait_for_run(ref.run), ctx)
-        run = self._runs.get(ref.run) or self._wait_for_run(ref.run)
+            return self._execute_failure_handler(self._wait_for_run(ref.run, ctx.task_id), ctx)
+        run = self._runs.get(ref.run) or self._wait_for_run(ref.run, ctx.task_id)
         if run.status is not RunStatus.RUNNING:
             if run.status is RunStatus.CANCELLED:
                 # Queue.fail records a task whose cancellation was requested as
@@ -155,8 +159,30 @@ class Engine:
             )
         return step
 
-    def _wait_for_run(self, run_id: str) -> Run:
-        """Read a run; a first step may be claimed while its client is still writing it."""
+    def prefetch_run(self, task: Task) -> None:
+        """Start reading the run of a step task about to be claimed, unless it is known.
+
+        A failure handler needs the run as it is now, so its read always starts.
+        """
+        ref = task.input if isinstance(task.input, dict) else {}
+        run_id = ref.get("run")
+        if not isinstance(run_id, str):
+            return
+        if ref.get("node") != FAILURE_NODE and self._runs.get(run_id) is not None:
+            return
+        self._run_reads.put(task.id, self._io_pool.submit(self._read_run, run_id))
+
+    def _wait_for_run(self, run_id: str, task_id: str) -> Run:
+        """Read a run; a first step may be claimed while its client is still writing it.
+
+        A read started when ``task_id`` was claimed is used when there is one.
+        """
+        started = self._run_reads.pop(task_id)
+        if started is not None:
+            try:
+                return started.result()[0]
+            except RunNotFound:
+                pass
         deadline = time.monotonic() + RUN_VISIBLE_WAIT
         delay = FIRST_RUN_RETRY
         while True:
@@ -419,8 +445,12 @@ class Engine:
             backoff=node.backoff,
         )
         handoff = current_handoff()
-        if handoff is None or not handoff.take(task):
-            self.queue.submit_prepared(task)
+        if handoff is not None and handoff.take(task):
+            return
+        deferred = self.deferred_hints
+        stored = self.queue.submit_prepared(task, hint=deferred is None)
+        if deferred is not None:
+            deferred.append(stored)
 
     def _fail_map(self, run: Run, node: Node, items: Any) -> None:
         error = (

@@ -36,7 +36,12 @@ def attach_workflows(worker: Worker, workflows: Iterable[Workflow[..., Any]]) ->
         _ = workflow.dag
     engine = Engine(worker.queue, by_name)
     for workflow in by_name.values():
-        worker.register(workflow.task_type, engine.execute, on_settled=engine.on_settled)
+        worker.register(
+            workflow.task_type,
+            engine.execute,
+            on_settled=engine.on_settled,
+            on_claim=engine.prefetch_run,
+        )
         logger.debug("registered workflow %s as task type %s", workflow.name, workflow.task_type)
     return engine
 
