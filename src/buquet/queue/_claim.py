@@ -122,10 +122,6 @@ class Claimer:
             self._list()
             fresh = True
 
-    def forget_listing(self) -> None:
-        """List again at the next claim, e.g. after this process created new tasks."""
-        self._candidates = []
-
     def _stale_listing(self) -> bool:
         return not self._candidates or time.monotonic() - self._listed_at > LISTING_TTL
 

@@ -44,7 +44,7 @@ class Handoff:
         self._handles = handles
 
     def room(self) -> int:
-        """How many more tasks the worker can start now."""
+        """Return how many more tasks the worker can start now."""
         return max(self._room(), 0)
 
     def take(self, task: Task) -> bool:

@@ -178,12 +178,12 @@ class Queue:
         """
         if rng is not None:
             return self.claimer(types, worker_id, lease=lease, rng=rng).claim()
-        kept_key = (None if types is None else tuple(sorted(types)), worker_id, lease)
+        claimer_key = (None if types is None else tuple(sorted(types)), worker_id, lease)
         with self._claimers_lock:
-            kept = self._claimers.get(kept_key)
-            if kept is None:
-                kept = self._claimers[kept_key] = self.claimer(types, worker_id, lease=lease)
-            return kept.claim()
+            shared = self._claimers.get(claimer_key)
+            if shared is None:
+                shared = self._claimers[claimer_key] = self.claimer(types, worker_id, lease=lease)
+            return shared.claim()
 
     def claimer(
         self,
@@ -201,7 +201,7 @@ class Queue:
         It applies the sweep rules to the hints it reads, calling
         ``settle_hooks`` for finished tasks whose owner died. A used-up
         listing younger than ``relist_after`` seconds is not listed again.
-        ``before_claim`` sees each task just before its claim is written.
+        ``before_claim`` is called with each task just before its claim is written.
         """
         seconds = None if lease is None else self.parse_lease(lease)
         options = ClaimOptions(worker_id, types, seconds)
