@@ -9,7 +9,7 @@ from buquet.errors import ConfigError
 
 GROWTH = 1.5
 """Factor between the delays of consecutive empty claims, once the worker has cooled."""
-WARM_SECONDS = 0.5
+WARM_SECONDS = 0.25
 """Time after the last work during which empty claims keep the shortest delay."""
 
 
@@ -17,7 +17,7 @@ class Poll:
     """Delays between empty claims.
 
     For ``WARM_SECONDS`` after work was found or finished the delay stays at
-    ``minimum``, since more work tends to follow; then each empty claim waits
+    ``minimum``, since more work tends to follow. Then each empty claim waits
     half as long again as the one before, up to ``maximum``.
     """
 

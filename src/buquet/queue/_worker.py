@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 FULL_WAIT = 1.0
 """Seconds to wait for a free slot before checking the stop event again."""
-REMOTE_POLL_MIN = "10ms"
-LOCAL_POLL_MIN = "5ms"
 STOP_CHECK = 0.2
 """Longest sleep between two looks at the stop event."""
 BUSY_POLL = 0.05
@@ -56,13 +54,12 @@ class Worker:
     The hints of settled tasks are deleted in batches every few tens of
     milliseconds, unless ``batch_hint_deletes`` is False.
 
-    Polling adapts. For half a second after it found or finished work, a
-    worker with nothing running polls every ``poll_min`` (by default 10 ms,
-    or 5 ms on a local or memory store, where a listing is free and takes
-    well under a millisecond); while some of its tasks run, at most every
-    50 ms. Then each empty claim waits half as long again as the one
-    before, up to ``poll_max``, so an idle worker sends one listing request
-    per ``poll_max`` and a task submitted to an idle worker waits at most
+    Polling adapts. For a quarter of a second after it found or finished
+    work, a worker with nothing running polls every ``poll_min`` (5 ms), about
+    50 listings; while some of its tasks run, at most every 50 ms. Then each
+    empty claim waits half as long again as the one before, up to
+    ``poll_max``, so an idle worker sends one listing request per
+    ``poll_max`` and a task submitted to an idle worker waits at most
     ``poll_max`` plus the time of one listing and claim.
     A settle hook may hand the next task of a chain straight to this worker
     (see :func:`~buquet.queue.current_handoff`).
@@ -75,7 +72,7 @@ class Worker:
         concurrency: int = 4,
         worker_id: str | None = None,
         lease: Duration | None = None,
-        poll_min: Duration | None = None,
+        poll_min: Duration = "5ms",
         poll_max: Duration = "6s",
         sweep_interval: Duration | None = None,
         repair_interval: Duration = "10m",
@@ -90,8 +87,7 @@ class Worker:
         self.worker_id = worker_id or _default_worker_id()
         self.lease = None if lease is None else queue.parse_lease(lease)
         lease_seconds = self.lease or queue.default_lease
-        shortest = _default_poll_min(queue.store) if poll_min is None else poll_min
-        self._poll = Poll(_seconds(shortest, "poll_min"), _seconds(poll_max, "poll_max"))
+        self._poll = Poll(_seconds(poll_min, "poll_min"), _seconds(poll_max, "poll_max"))
         self._sweep_every = _seconds(sweep_interval or lease_seconds / 2, "sweep_interval")
         self._repair_every = _seconds(repair_interval, "repair_interval")
         self._grace = _seconds(grace, "grace")
@@ -382,11 +378,6 @@ def _idle_too_long(idle_since: float | None, idle_exit: float | None) -> bool:
     if idle_since is None or idle_exit is None:
         return False
     return time.monotonic() - idle_since >= idle_exit
-
-
-def _default_poll_min(store: ObjectStore) -> str:
-    url = str(getattr(store, "url", ""))
-    return LOCAL_POLL_MIN if url.startswith(("file://", "memory://")) else REMOTE_POLL_MIN
 
 
 def _seconds(value: Duration, name: str) -> float:
