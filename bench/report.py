@@ -67,6 +67,8 @@ BASE = "buquet/seaweedfs"
 
 def render_ratios(results: Results, console: Console) -> None:
     """Print buquet's figures on SeaweedFS next to each peer's, and how many times better."""
+    if BASE not in results:
+        return
     peers = [system for system in results if not system.startswith("buquet/")]
     peers.append("buquet/local")
     table = Table(title=f"{BASE} against the others, same run (x = times better)")
