@@ -17,7 +17,7 @@ Files that are not UTF-8 or not valid Python for the running interpreter are
 counted in ``failed`` and left out of every other count.
 
 Each map item is a batch of FILES_PER_TASK files, not one file, because every
-task has a fixed cost: the store reads and writes of its claim, result and
+task has a fixed cost. The store reads and writes of its claim, result and
 completion take about 5 ms of CPU with the local store, and longer on S3.
 Parsing one file of the standard library takes about 6 ms (both measured
 with Python 3.11 on a 2-core VM), so with one task per file the bookkeeping

@@ -29,7 +29,6 @@ from buquet.queue._sweep import (
     ReadyHint,
     Settlement,
     Sweeper,
-    SweepReport,
     Verdict,
     due_hints,
 )
@@ -49,7 +48,7 @@ MAX_SKIPPED = 50_000
 
 @dataclass(frozen=True)
 class ClaimOptions:
-    """Who claims, for which types, and the lease length (None: the task's own)."""
+    """The claiming worker, the task types it takes, and the lease length (None: the task's own)."""
 
     worker_id: str
     types: Collection[str] | None = None
@@ -83,11 +82,6 @@ class Claimer:
         self._skipped: dict[str, int] = {}
         self._held: set[str] = set()
 
-    @property
-    def report(self) -> SweepReport:
-        """What the sweep rules did so far."""
-        return self._sweeper.report
-
     def hold(self, hint_key: str) -> None:
         """Skip ``hint_key`` until :meth:`drop`: it belongs to a task this worker runs."""
         self._held.add(hint_key)
@@ -97,7 +91,7 @@ class Claimer:
         self._held.discard(hint_key)
 
     def claim(self) -> ClaimedTask | None:
-        """Claim one due task; None when a fresh listing holds nothing claimable.
+        """Claim one due task; return None when a fresh listing contains nothing claimable.
 
         A listing younger than ``relist_after`` seconds counts as fresh even
         when used up, so claims in quick succession do not list again.

@@ -1,7 +1,7 @@
 """Deleting the hints of settled tasks in batches, off the path from one task to the next.
 
 A claimer that lists a hint in the short time before its batch goes reads
-a finished task and skips the hint; the owner's claimer skips it unread.
+a finished task and skips the hint. The owner's claimer skips it unread.
 """
 
 from __future__ import annotations

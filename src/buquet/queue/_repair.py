@@ -1,7 +1,7 @@
 """The repair pass: writes the hints that are missing for pending and running tasks.
 
 A submitted task is created before its hint, so a submitter that dies in
-between leaves a task without one; hints also go missing when something
+between leaves a task without one. Hints also go missing when something
 deletes them by mistake, or a store loses a write. The repair lists
 ``tasks/`` and ``ready/`` and reads every task that has no hint. Task ids
 found finished are remembered, because a finished task never changes again.

@@ -93,9 +93,9 @@ class ReadyHint:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a sweeper found behind one hint.
+    """The finding of a sweeper about the task behind one hint.
 
-    ``claimable`` holds a pending task that is due and its ETag. ``revisit_ms``
+    ``claimable`` contains a pending task that is due and its ETag. ``revisit_ms``
     is a store time before which the hint needs no new look (a healthy
     lease, a task that finished recently); None when nothing is left to do.
     """
@@ -143,7 +143,7 @@ class Sweeper:
         return self._fixed_now or self.io.now()
 
     def check(self, hint: ReadyHint) -> Verdict:
-        """Bring the task behind ``hint``, and the hint, up to date; say what is left."""
+        """Bring the task behind ``hint``, and the hint, up to date; return what is left to do."""
         for _ in range(MAX_SWEEP_CONFLICTS):
             found = self.io.read(hint.task_id)
             try:

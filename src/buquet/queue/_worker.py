@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 FULL_WAIT = 1.0
 """Seconds to wait for a free slot before checking the stop event again."""
 STOP_CHECK = 0.2
-"""Longest sleep between two looks at the stop event."""
+"""Maximum seconds between two checks of the stop event."""
 BUSY_POLL = 0.05
 """Shortest seconds between empty claims while some of the worker's tasks run."""
 
@@ -304,7 +304,7 @@ class Worker:
                 self._claimer.drop(key)
 
     def _handoff_room(self) -> int:
-        # Called from a settle hook, whose own task still holds a slot it is about to free.
+        # Called from a settle hook, whose own task still occupies a slot it is about to free.
         return self.concurrency - self._held_count() + 1
 
     def _before_claim(self, task: Task) -> None:

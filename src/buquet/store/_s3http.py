@@ -48,7 +48,7 @@ _ERROR_STATUS = 300
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """Where the requests for one bucket go."""
+    """The address (base URL and host) of one bucket's requests."""
 
     pool: urllib3.HTTPConnectionPool
     host: str
@@ -289,7 +289,7 @@ class S3HttpClient:
             return target
 
     def _new_target(self, bucket: str) -> _Target:
-        """Build the target of ``bucket``; the caller holds ``self._lock``."""
+        """Build the target of ``bucket``; the caller must have acquired ``self._lock``."""
         if self.endpoint_url is not None:
             base = urlsplit(self.endpoint_url)
             path_prefix = f"{base.path.rstrip('/')}/{bucket}/"

@@ -93,7 +93,7 @@ class Client:
         """Write the first tasks' hints and create the run object at the same time.
 
         The tasks exist already. Should this client die before a hint is
-        written, the repair pass finds the task (the run waits until then);
+        written, the repair pass finds the task, and the run waits until then.
         a worker that claims a first step before the run object exists waits
         for it.
         """

@@ -275,11 +275,11 @@ class Engine:
     def _other_item_running(self, ref: StepTaskInput) -> bool:
         """Stop counting this item as running; check whether another item of its group is.
 
-        Such an item has not written its done marker yet. Whatever happens to
-        it, it lists the group after writing its marker: when it settles
-        (having stopped counting itself first, under the same lock), or when
-        a later attempt settles after this one lost its outcome or its lease.
-        So an item that finds one can leave the listing to it.
+        Such an item has not written its done marker yet. It lists the group
+        after writing its marker, either when it settles (it stops counting
+        itself first, under the same lock) or when a later attempt settles
+        because this one lost its outcome or its lease. So an item that finds
+        one can leave the listing to it.
         """
         assert ref.index is not None
         group = keys.map_group(ref.index)
@@ -461,7 +461,7 @@ class Engine:
 
 
 class _Recent(Generic[V]):
-    """A bounded, thread-safe map that forgets its oldest entries first."""
+    """A bounded, thread-safe map that drops its oldest entries first."""
 
     def __init__(self, size: int) -> None:
         self._size = size
