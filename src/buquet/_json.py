@@ -91,8 +91,12 @@ def format_datetime(value: dt.datetime) -> str:
 
 def dumps(value: Any) -> bytes:
     """Encode ``value`` as compact UTF-8 JSON; non-ASCII text is kept as is."""
-    plain = to_json_value(value)
-    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return dumps_plain(to_json_value(value))
+
+
+def dumps_plain(value: JsonValue) -> bytes:
+    """Like :func:`dumps`, for a value already made of plain JSON types (a ``model_dump``)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def loads(data: bytes | str) -> JsonValue:

@@ -35,11 +35,20 @@ def parse_duration(value: str | float | dt.timedelta, *, name: str = "duration")
     return seconds
 
 
-def to_millis(moment: dt.datetime) -> int:
-    """Convert an aware datetime to milliseconds since the epoch."""
-    return int(moment.timestamp() * 1000)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
 
 
-def from_millis(millis: int) -> dt.datetime:
-    """Convert milliseconds since the epoch to an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
+def millis(moment: dt.datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime, rounded down, without float error."""
+    return (moment - EPOCH) // _MILLISECOND
+
+
+def from_millis(value: int) -> dt.datetime:
+    """The aware UTC datetime ``value`` milliseconds after the epoch."""
+    return EPOCH + value * _MILLISECOND
+
+
+def whole_millis(moment: dt.datetime) -> dt.datetime:
+    """``moment`` rounded down to a whole millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -3,8 +3,11 @@
 Layout under the store's root (``s3://bucket/prefix`` or ``./.buquet``)::
 
     tasks/<task id>.json                  a task: the truth about it
-    ready/<due ms>~<type>~<task id>       hint: a live task, claimable from <due ms>; kept
-                                          while it runs and until it has settled
+    ready/<due ms>~<type>~<task id>[~<snapshot>]
+                                          hint: a live task, claimable from <due ms>; kept
+                                          while it runs and until it has settled. A task
+                                          not yet claimed may carry a snapshot of itself
+                                          (see ``queue._snapshot``)
     runs/<run id>.json                    a workflow run
     done/<run id>/<node>/all              marker: a step (every item of a map) finished
     done/<run id>/<node>/g<group>/<index> marker: one map item finished
@@ -109,10 +112,11 @@ def _time_part(millis: int) -> str:
     return f"{max(millis, 0):0{_TIME_DIGITS}d}"
 
 
-def ready_key(due_millis: int, task_type: str, task_id: str) -> str:
-    """Key of a ready hint: sorts by due time, then type and id."""
+def ready_key(due_millis: int, task_type: str, task_id: str, snapshot: str | None = None) -> str:
+    """Key of a ready hint: sorts by due time, then type and id; the snapshot goes last."""
     sep = HINT_SEPARATOR
-    return f"{READY}{_time_part(due_millis)}{sep}{task_type}{sep}{task_id}"
+    key = f"{READY}{_time_part(due_millis)}{sep}{task_type}{sep}{task_id}"
+    return key if snapshot is None else f"{key}{sep}{snapshot}"
 
 
 def ready_key_cutoff(now_millis: int) -> str:
@@ -121,9 +125,20 @@ def ready_key_cutoff(now_millis: int) -> str:
 
 
 def parse_ready_key(key: str) -> tuple[int, str, str]:
-    """Split a ready hint key into (due ms, task type, task id)."""
-    due, task_type, task_id = key.removeprefix(READY).split(HINT_SEPARATOR, 2)
-    return int(due), task_type, task_id
+    """Split a ready hint key into (due ms, task type, task id), ignoring a snapshot."""
+    return split_ready_key(key)[:3]
+
+
+def split_ready_key(key: str) -> tuple[int, str, str, str | None]:
+    """Split a ready hint key into (due ms, task type, task id, snapshot or None).
+
+    Raises ValueError for a key of another shape.
+    """
+    parts = key.removeprefix(READY).split(HINT_SEPARATOR, 3)
+    if len(parts) < 3:
+        raise ValueError(f"not a ready hint key: {key!r}")
+    snapshot = parts[3] if len(parts) == 4 else None
+    return int(parts[0]), parts[1], parts[2], snapshot
 
 
 def step_task_id(run_id: str, step: str, index: int | None = None) -> str:

@@ -11,7 +11,7 @@ from buquet.errors import (
     StoreError,
     TaskNotFound,
 )
-from buquet.queue._io import TaskIO, ready_hint_key, stamp
+from buquet.queue._io import TaskIO, stamp
 from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def cancel(io: TaskIO, task_id: str) -> Task:
             # the task is already cancelled or has cancel_requested set.
             continue
         if changed.status is TaskStatus.CANCELLED:
-            io.delete_hint(ready_hint_key(task))
+            io.delete_hint(io.hint_key(task))
         logger.debug("cancel of task %s recorded (%s)", task_id, changed.status)
         return changed
     raise StoreError(

@@ -7,7 +7,8 @@ and settles tasks whose owner died; there is no separate sweep listing.
 
 A :class:`Claimer` keeps its listing between claims and remembers hints that
 need no look before a known time (a healthy lease), so a busy worker lists
-once per many tasks and reads each task about once. It walks its listing from
+once per many tasks. A hint with a snapshot (``_snapshot``) leads to a claim
+without a read; other tasks are read about once. It walks its listing from
 a random position and jumps elsewhere when it meets a task another worker
 took, so that workers sharing one listing spread over different tasks.
 """
@@ -22,17 +23,21 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from buquet._time import millis
 from buquet.errors import AmbiguousWrite, PreconditionFailed
 from buquet.queue._claimed import ClaimedTask
-from buquet.queue._io import TaskIO, millis, ready_hint_key, stamp
+from buquet.queue._io import TaskIO, stamp
+from buquet.queue._snapshot import task_from_snapshot
 from buquet.queue._sweep import (
+    Read,
     ReadyHint,
     Settlement,
     Sweeper,
     Verdict,
     due_hints,
 )
-from buquet.queue._task import Task, TaskStatus
+from buquet.queue._task import Task, TaskStatus, encode_task
+from buquet.store._memory import content_etag
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ MAX_MISSES = 4
 """Hints in a row that gave nothing before the claimer lists again."""
 MAX_SKIPPED = 50_000
 """Hints remembered as needing no look before a known time."""
+MAX_TRIED = 50_000
+"""Hints remembered as having had their snapshot tried."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Claimer:
         self._misses = 0
         self._skipped: dict[str, int] = {}
         self._held: set[str] = set()
+        self._tried: set[str] = set()
 
     def hold(self, hint_key: str) -> None:
         """Skip ``hint_key`` until :meth:`drop`: it belongs to a task this worker runs."""
@@ -151,17 +159,45 @@ class Claimer:
         return self._candidates.pop(self._position)
 
     def _try(self, hint: ReadyHint) -> ClaimedTask | None:
-        verdict = self._sweeper.check(hint)
+        read: Read | None = None
+        if hint.snapshot is not None and self._first_try(hint.key):
+            claimed, read = self._take_snapshot(hint, hint.snapshot)
+            if claimed is not None:
+                return self._took(claimed)
+        verdict = self._sweeper.check(hint, read)
         if verdict.claimable is None:
             self._remember(hint, verdict)
             return None
         if self._before_claim is not None:
             self._before_claim(verdict.claimable[0])
-        claimed = take(self._io, verdict.claimable, self._options)
-        if claimed is not None:
-            expires = claimed.task.lease_expires_at
-            assert expires is not None
-            self._skipped[claimed.hint] = millis(expires)
+        claimed = take(self._io, verdict.claimable, self._options, hint.key)
+        return None if claimed is None else self._took(claimed)
+
+    def _first_try(self, hint_key: str) -> bool:
+        """Record a snapshot try; False if ``hint_key`` had one: its task has changed since."""
+        if hint_key in self._tried:
+            return False
+        if len(self._tried) >= MAX_TRIED:
+            self._tried.clear()
+        self._tried.add(hint_key)
+        return True
+
+    def _take_snapshot(
+        self, hint: ReadyHint, snapshot: str
+    ) -> tuple[ClaimedTask | None, Read | None]:
+        """Claim the task a hint's snapshot describes; on a conflict, also return the re-read."""
+        task = task_from_snapshot(hint.due_ms, hint.task_type, hint.task_id, snapshot)
+        if task is None:
+            return None, None
+        if self._before_claim is not None:
+            self._before_claim(task)
+        etag = content_etag(encode_task(task))
+        return _take(self._io, (task, etag), self._options, hint.key)
+
+    def _took(self, claimed: ClaimedTask) -> ClaimedTask:
+        expires = claimed.task.lease_expires_at
+        assert expires is not None
+        self._skipped[claimed.hint] = millis(expires)
         return claimed
 
     def _remember(self, hint: ReadyHint, verdict: Verdict) -> None:
@@ -169,20 +205,30 @@ class Claimer:
             self._skipped[hint.key] = verdict.revisit_ms
 
 
-def take(io: TaskIO, found: tuple[Task, str], options: ClaimOptions) -> ClaimedTask | None:
-    """Write the claim of a pending task read with ``etag``; None when another claimer won."""
+def take(
+    io: TaskIO, found: tuple[Task, str], options: ClaimOptions, hint_key: str
+) -> ClaimedTask | None:
+    """Write the claim of a pending task read with ``etag``; None when another claimer won.
+
+    ``hint_key`` is the key of the task's ready hint, dropped once the task settles.
+    """
+    return _take(io, found, options, hint_key)[0]
+
+
+def _take(
+    io: TaskIO, found: tuple[Task, str], options: ClaimOptions, hint_key: str
+) -> tuple[ClaimedTask | None, Read | None]:
+    """Like :func:`take`; after a lost race, also return the read that showed it."""
     task, etag = found
     now = io.now()
     lease_seconds = options.lease if options.lease is not None else task.lease_seconds
     running = stamp(running_copy(task, options.worker_id, now, lease_seconds), now)
-    new_etag = _write_claim(io, running, etag)
+    new_etag, read = _write_claim(io, running, etag)
     if new_etag is None:
-        return None
+        return None, read
     assert running.lease_token is not None
     logger.debug("claimed task %s (attempt %d) as %s", task.id, running.attempts, options.worker_id)
-    return ClaimedTask(
-        running, new_etag, running.lease_token, lease_seconds, ready_hint_key(running)
-    )
+    return ClaimedTask(running, new_etag, running.lease_token, lease_seconds, hint_key), None
 
 
 def running_copy(task: Task, worker_id: str, now: dt.datetime, lease_seconds: float) -> Task:
@@ -198,21 +244,21 @@ def running_copy(task: Task, worker_id: str, now: dt.datetime, lease_seconds: fl
     )
 
 
-def _write_claim(io: TaskIO, running: Task, etag: str) -> str | None:
-    """Write the claim; return the new ETag, or None when another claimer won.
+def _write_claim(io: TaskIO, running: Task, etag: str) -> tuple[str | None, Read | None]:
+    """Write the claim; return the new ETag, or None and the re-read when another claimer won.
 
     A claim whose response was lost may have been applied: the store then
     reports a conflict (or an ambiguous write), and only a re-read that finds
     this claim's lease token shows whether it won.
     """
     try:
-        return io.replace(running, etag)
+        return io.replace(running, etag), None
     except (PreconditionFailed, AmbiguousWrite):
         found = io.read(running.id)
     if found is None:
-        return None
+        return None, Read(None)
     stored, stored_etag = found
     if stored.status is TaskStatus.RUNNING and stored.lease_token == running.lease_token:
         logger.debug("claim of task %s was applied although its response was lost", running.id)
-        return stored_etag
-    return None
+        return stored_etag, None
+    return None, Read(found)

@@ -11,22 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from buquet import _json, keys
+from buquet import keys
+from buquet._time import millis
 from buquet.errors import StoreError
-from buquet.queue._task import Task
+from buquet.queue._snapshot import snapshot_of
+from buquet.queue._task import Task, decode_task, encode_task
 from buquet.store import ObjectStore
+from buquet.store._memory import content_etag
 
 logger = logging.getLogger(__name__)
-
-
-def encode_task(task: Task) -> bytes:
-    """Encode a task as the JSON stored at ``tasks/<id>.json``."""
-    return _json.dumps(task.model_dump(mode="json"))
-
-
-def decode_task(data: bytes) -> Task:
-    """Decode a stored task object."""
-    return Task.model_validate_json(data)
 
 
 def stamp(task: Task, now: dt.datetime) -> Task:
@@ -39,6 +32,8 @@ class TaskIO:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+        self.snapshots = True
+        """Whether fresh tasks' hints carry snapshots; off once an ETag is not an MD5."""
 
     def now(self) -> dt.datetime:
         """Return the current time on the store's clock."""
@@ -53,7 +48,12 @@ class TaskIO:
 
     def create(self, task: Task) -> str:
         """Create a task object; raise PreconditionFailed when the id is taken."""
-        return self.store.create(keys.task_key(task.id), encode_task(task))
+        data = encode_task(task)
+        etag = self.store.create(keys.task_key(task.id), data)
+        if self.snapshots and etag != content_etag(data):
+            logger.info("the store's ETags are not MD5s of the content; hints carry no snapshots")
+            self.snapshots = False
+        return etag
 
     def replace(self, task: Task, etag: str) -> str:
         """Overwrite a task object if it still has ``etag``; return the new ETag."""
@@ -77,22 +77,31 @@ class TaskIO:
             return False
         return True
 
+    def hint_key(self, task: Task) -> str:
+        """Key of the ready hint to write for ``task``, with a snapshot when it can have one."""
+        snapshot = snapshot_of(task) if self.snapshots else None
+        return keys.ready_key(millis(task.available_at), task.type, task.id, snapshot)
+
     def put_ready_hint(self, task: Task) -> str:
-        """Write the ready hint of a pending task, at its ``available_at``."""
-        key = ready_hint_key(task)
+        """Write the ready hint of a live task, at its ``available_at``."""
+        key = self.hint_key(task)
         self.put_hint(key)
         return key
 
 
 def ready_hint_key(task: Task) -> str:
-    """Key of the ready hint of ``task``: due at its ``available_at``.
+    """Key of the ready hint of ``task`` without a snapshot: due at its ``available_at``.
 
-    A task keeps this hint while it is pending or running and until its
+    A task keeps its hint while it is pending or running and until its
     settle hook ran, so the due hints lead to every live task.
     """
     return keys.ready_key(millis(task.available_at), task.type, task.id)
 
 
-def millis(moment: dt.datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime."""
-    return int(moment.timestamp() * 1000)
+def hint_matches(key: str, task: Task) -> bool:
+    """Whether the hint ``key`` is the current hint of ``task`` (its snapshot aside)."""
+    try:
+        due, task_type, task_id = keys.parse_ready_key(key)
+    except ValueError:
+        return False
+    return (due, task_type, task_id) == (millis(task.available_at), task.type, task.id)

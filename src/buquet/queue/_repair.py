@@ -15,7 +15,7 @@ import logging
 
 from buquet import keys
 from buquet.queue._io import TaskIO
-from buquet.queue._sweep import SweepReport, expected_hint
+from buquet.queue._sweep import SweepReport
 from buquet.store import iter_keys
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,10 @@ def repair(io: TaskIO, finished_ids: set[str]) -> SweepReport:
 def _hinted_ids(io: TaskIO) -> set[str]:
     hinted: set[str] = set()
     for key in iter_keys(io.store, keys.READY):
-        hinted.add(key.rsplit(keys.HINT_SEPARATOR, 1)[-1])
+        try:
+            hinted.add(keys.parse_ready_key(key)[2])
+        except ValueError:
+            continue
     return hinted
 
 
@@ -46,10 +49,9 @@ def _repair_task(io: TaskIO, task_id: str, finished_ids: set[str], report: Sweep
     if found is None:
         return
     task = found[0]
-    hint = expected_hint(task)
-    if hint is None:
+    if task.status.is_terminal:
         finished_ids.add(task_id)
         return
-    io.put_hint(hint)
+    hint = io.put_ready_hint(task)
     report.restored += 1
     logger.info("restored the missing hint %s of task %s", hint, task_id)

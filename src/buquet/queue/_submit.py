@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buquet import _json, keys
+from buquet._time import whole_millis
 from buquet.errors import AmbiguousWrite, ConfigError, PreconditionFailed, StoreError, TaskConflict
 from buquet.queue._backoff import Backoff
 from buquet.queue._claim import ClaimOptions, running_copy
@@ -58,6 +59,8 @@ def build_task(task_type: str, payload: Any, options: SubmitOptions, now: dt.dat
     """Build a pending task; raise InvalidKeyError or SerializationError on bad values."""
     task_type = keys.check_task_type(task_type)
     task_id = _choose_id(options)
+    # Whole milliseconds, as in hint keys, so that a hint's snapshot can carry the times.
+    now = whole_millis(now)
     return Task(
         id=task_id,
         type=task_type,
@@ -84,7 +87,7 @@ def _due_time(now: dt.datetime, delay: float) -> dt.datetime:
     estimate lags the submitter's still lists it at once.
     """
     if delay > 0:
-        return now + dt.timedelta(seconds=delay)
+        return whole_millis(now + dt.timedelta(seconds=delay))
     return now - CLOCK_SLACK
 
 

@@ -24,8 +24,9 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from buquet import keys
+from buquet._time import millis
 from buquet.errors import AmbiguousWrite, PreconditionFailed
-from buquet.queue._io import TaskIO, millis, ready_hint_key, stamp
+from buquet.queue._io import TaskIO, hint_matches, stamp
 from buquet.queue._task import Task, TaskStatus
 from buquet.store import iter_keys
 
@@ -82,6 +83,13 @@ class Settlement:
 
 
 @dataclass(frozen=True)
+class Read:
+    """The outcome of reading a task: the task and its ETag, or None when it is missing."""
+
+    found: tuple[Task, str] | None
+
+
+@dataclass(frozen=True)
 class ReadyHint:
     """A parsed ``ready/`` key."""
 
@@ -89,6 +97,8 @@ class ReadyHint:
     due_ms: int
     task_type: str
     task_id: str
+    snapshot: str | None = None
+    """The task as submitted, for a claim without a read (see ``_snapshot``)."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +122,11 @@ def due_hints(io: TaskIO, now_ms: int, page_size: int = 1000) -> Iterator[ReadyH
     cutoff = keys.ready_key_cutoff(now_ms)
     for key in iter_keys(io.store, keys.READY, end_before=cutoff, page_size=page_size):
         try:
-            due, task_type, task_id = keys.parse_ready_key(key)
+            due, task_type, task_id, snapshot = keys.split_ready_key(key)
         except ValueError:
             logger.warning("ignoring malformed ready hint %s", key)
             continue
-        yield ReadyHint(key, due, task_type, task_id)
+        yield ReadyHint(key, due, task_type, task_id, snapshot)
 
 
 def sweep(io: TaskIO, settlement: Settlement, now: dt.datetime | None = None) -> SweepReport:
@@ -142,10 +152,14 @@ class Sweeper:
         """The time the rules are applied at."""
         return self._fixed_now or self.io.now()
 
-    def check(self, hint: ReadyHint) -> Verdict:
-        """Bring the task behind ``hint``, and the hint, up to date; return what is left to do."""
+    def check(self, hint: ReadyHint, read: Read | None = None) -> Verdict:
+        """Bring the task behind ``hint``, and the hint, up to date; return what is left to do.
+
+        ``read`` is a read of the task the caller just made, used instead of the first read.
+        """
         for _ in range(MAX_SWEEP_CONFLICTS):
-            found = self.io.read(hint.task_id)
+            found = self.io.read(hint.task_id) if read is None else read.found
+            read = None
             try:
                 return self._apply(hint, found, self.now)
             except (PreconditionFailed, AmbiguousWrite):
@@ -159,7 +173,7 @@ class Sweeper:
         if found is None:
             return self._missing(hint, now)
         task, etag = found
-        if task.type != hint.task_type or ready_hint_key(task) != hint.key:
+        if not hint_matches(hint.key, task):
             return self._replace_stale(hint, task)
         if task.status is TaskStatus.PENDING:
             return self._pending(hint, task, etag, now)
@@ -260,10 +274,3 @@ def _expire(task: Task, now: dt.datetime, status: TaskStatus) -> Task:
     if status is not TaskStatus.PENDING:
         update["finished_at"] = now
     return task.model_copy(update=update)
-
-
-def expected_hint(task: Task) -> str | None:
-    """Key of the hint that should exist for ``task``; None for a finished task."""
-    if task.status.is_terminal:
-        return None
-    return ready_hint_key(task)

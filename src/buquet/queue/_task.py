@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from buquet import _json
 from buquet.queue._backoff import Backoff
 
 
@@ -61,3 +62,13 @@ class Task(BaseModel):
     finished_at: dt.datetime | None = None
     version: int = 0
     """Incremented on every write, so that two writes never share an ETag."""
+
+
+def encode_task(task: Task) -> bytes:
+    """Encode a task as the JSON stored at ``tasks/<id>.json``."""
+    return _json.dumps_plain(task.model_dump(mode="json"))
+
+
+def decode_task(data: bytes) -> Task:
+    """Decode a stored task object."""
+    return Task.model_validate_json(data)

@@ -53,7 +53,7 @@ class Run(BaseModel):
 
 def encode_run(run: Run) -> bytes:
     """Serialise a run for the store."""
-    return _json.dumps(run.model_dump(mode="json"))
+    return _json.dumps_plain(run.model_dump(mode="json"))
 
 
 def read_run(store: ObjectStore, run_id: str) -> tuple[Run, str]:
