@@ -20,7 +20,10 @@ S3_DATE = "Fri, 04 Dec 2026 12:00:00 GMT"
 
 @dataclass(frozen=True)
 class Reply:
-    """A scripted response; ``cut_body_at`` sends only that many body bytes, then closes."""
+    """A scripted response; ``cut_body_at`` sends only that many body bytes, then closes.
+
+    ``close_after`` closes the connection after a ``raw`` response.
+    """
 
     status: int = 200
     body: bytes = b""
@@ -28,6 +31,9 @@ class Reply:
     close_before_reply: bool = False
     cut_body_at: int | None = None
     delay: float = 0.0
+    raw: bytes | None = None
+    """Sent as the whole response instead of the fields above."""
+    close_after: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         if reply.close_before_reply:
             self.close_connection = True
+            return
+        if reply.raw is not None:
+            self.wfile.write(reply.raw)
+            self.wfile.flush()
+            self.close_connection = reply.close_after
             return
         self.send_response(reply.status)
         self.send_header("Date", S3_DATE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import email.utils
+import functools
 import logging
 import threading
 import time
@@ -81,7 +82,9 @@ class ServerClock:
         return (low + high) / 2.0
 
 
+@functools.lru_cache(maxsize=8)
 def _parse_date(header: str | None) -> float | None:
+    # Cached: a busy client sees the same Date header hundreds of times a second.
     if not header:
         return None
     try:

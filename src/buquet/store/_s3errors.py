@@ -1,4 +1,4 @@
-"""Map urllib3's transport errors to the botocore exceptions boto3 raises for them.
+"""Map the HTTP client's transport errors to the botocore exceptions boto3 raises for them.
 
 The store's retry logic (``_retry``) uses these botocore types to separate a
 request that never reached the server from one whose response was lost. A
@@ -13,12 +13,12 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    HTTPClientError,
     ReadTimeoutError,
     ResponseStreamingError,
     SSLError,
 )
-from urllib3 import exceptions as urllib3_errors
+
+from buquet.store._http import TransportError
 
 
 class InvalidResponseError(BotoCoreError):
@@ -27,24 +27,17 @@ class InvalidResponseError(BotoCoreError):
     fmt = "{operation} returned an invalid response: {detail}"
 
 
-def transport_error(error: Exception, url: str, *, body_started: bool) -> BotoCoreError:
-    """Return the botocore exception for ``error`` raised while requesting ``url``.
-
-    ``body_started`` is True when the status line and headers had arrived and
-    the error came while reading the body.
-    """
-    if isinstance(error, urllib3_errors.ReadTimeoutError):
-        return ReadTimeoutError(endpoint_url=url, error=error)
-    if body_started:
-        return ResponseStreamingError(error=error)
-    # NewConnectionError (refused, unreachable, DNS failure) subclasses
-    # ConnectTimeoutError in urllib3 2, so it is checked first.
-    if isinstance(error, urllib3_errors.NewConnectionError):
+def transport_error(error: TransportError, url: str) -> BotoCoreError:
+    """Return the botocore exception for ``error`` raised while requesting ``url``."""
+    stage = error.stage
+    if stage == "connect":
         return EndpointConnectionError(endpoint_url=url, error=error)
-    if isinstance(error, urllib3_errors.ConnectTimeoutError):
+    if stage == "connect-timeout":
         return ConnectTimeoutError(endpoint_url=url, error=error)
-    if isinstance(error, urllib3_errors.SSLError):
+    if stage == "tls":
         return SSLError(endpoint_url=url, error=error)
-    if isinstance(error, urllib3_errors.ProtocolError | OSError):
-        return ConnectionClosedError(endpoint_url=url)
-    return HTTPClientError(error=error)
+    if stage == "read-timeout":
+        return ReadTimeoutError(endpoint_url=url, error=error)
+    if stage == "body":
+        return ResponseStreamingError(error=error)
+    return ConnectionClosedError(endpoint_url=url)

@@ -1,11 +1,12 @@
-"""A small S3 client over urllib3, for the few S3 operations buquet sends.
+"""A small S3 client, for the few S3 operations buquet sends.
 
 It implements the part of boto3's S3 client interface that
 :class:`~buquet.store.S3Store` calls, with the same argument names and
 response shapes, and raises botocore's exception types, so the store's
 retry and error classification work the same with either client. It spends
 far less CPU per request than boto3 because it skips botocore's event hooks,
-model-driven serialisation and parsing, and date parsing.
+model-driven serialisation and parsing, and date parsing, and sends through
+a minimal HTTP/1.1 client (``_http``).
 
 Requests are signed with AWS Signature Version 4. Credentials come from
 explicit arguments or from botocore's default chain (environment, shared
@@ -28,11 +29,10 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import botocore.session
-import urllib3
 from botocore.exceptions import ClientError, NoCredentialsError
-from urllib3.exceptions import HTTPError
 
 from buquet.store import _s3xml, _sigv4
+from buquet.store._http import ConnectionPool, Endpoint, TransportError
 from buquet.store._s3errors import InvalidResponseError, transport_error
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ _ERROR_STATUS = 300
 class _Target:
     """The address (base URL and host) of one bucket's requests."""
 
-    pool: urllib3.HTTPConnectionPool
+    pool: ConnectionPool
     host: str
     base_url: str
     path_prefix: str
@@ -73,7 +73,7 @@ class S3HttpClient:
     or path style for bucket names with a dot. ``region`` defaults to the
     region in the AWS configuration, then to ``us-east-1``. Each host gets
     one connection pool of ``max_pool_connections`` kept-alive connections.
-    urllib3 retries nothing: the caller decides what to retry.
+    Nothing is retried here: the caller decides what to retry.
 
     NOTE: the tests cover AWS addressing by the URLs it builds only. HTTPS
     requests to AWS itself are not exercised by the test suite.
@@ -95,11 +95,12 @@ class S3HttpClient:
         self.max_pool_connections = max_pool_connections
         self._credentials = _CredentialSource(access_key, secret_key, session_token)
         self.region = region or self._credentials.configured_region() or DEFAULT_REGION
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._signing_keys = _sigv4.SigningKeys()
         self._lock = threading.Lock()
         self._targets: dict[str, _Target] = {}
-        self._pools: dict[tuple[str, str, int], urllib3.HTTPConnectionPool] = {}
+        self._pools: dict[tuple[str, str, int], ConnectionPool] = {}
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         """Read an object: ``Body`` (with ``read()``), ``ETag``, ``ContentLength``."""
@@ -253,29 +254,11 @@ class S3HttpClient:
         self, target: _Target, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> _Response:
         """Send one request and read its whole response, mapping transport errors to botocore's."""
-        full_url = target.base_url + url
         try:
-            raw = target.pool.urlopen(
-                method,
-                url,
-                body=body if body or method in ("PUT", "POST") else None,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                timeout=self._timeout,
-            )
-        except (HTTPError, OSError) as exc:
-            raise transport_error(exc, full_url, body_started=False) from exc
-        try:
-            data = raw.read()
-        except (HTTPError, OSError) as exc:
-            raise transport_error(exc, full_url, body_started=True) from exc
-        finally:
-            raw.release_conn()
-        response_headers = {name.lower(): value for name, value in raw.headers.items()}
-        return _Response(raw.status, response_headers, data)
+            response = target.pool.request(method, url, headers, body)
+        except TransportError as exc:
+            raise transport_error(exc, target.base_url + url) from exc
+        return _Response(response.status, response.headers, response.body)
 
     def _target(self, bucket: str) -> _Target:
         target = self._targets.get(bucket)
@@ -309,21 +292,19 @@ class S3HttpClient:
         pool = self._pool(scheme, hostname, port)
         return _Target(pool, host, f"{scheme}://{host}", path_prefix)
 
-    def _pool(self, scheme: str, hostname: str, port: int) -> urllib3.HTTPConnectionPool:
+    def _pool(self, scheme: str, hostname: str, port: int) -> ConnectionPool:
         pool = self._pools.get((scheme, hostname, port))
         if pool is not None:
             return pool
-        options: dict[str, Any] = {
-            "maxsize": self.max_pool_connections,
-            "retries": False,
-            "timeout": self._timeout,
-        }
-        if scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                hostname, port, ca_certs=os.environ.get("AWS_CA_BUNDLE") or None, **options
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(hostname, port, **options)
+        endpoint = Endpoint(
+            scheme,
+            hostname,
+            port,
+            self._connect_timeout,
+            self._read_timeout,
+            os.environ.get("AWS_CA_BUNDLE") or None,
+        )
+        pool = ConnectionPool(endpoint, self.max_pool_connections)
         self._pools[scheme, hostname, port] = pool
         return pool
 
