@@ -32,6 +32,9 @@ from buquet.queue._task import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 
+SETTLE_RETRY_DELAYS = (0.1, 0.3, 1.0)
+"""Waits before the owner calls a failed settle hook again."""
+
 
 @dataclass(eq=False)
 class Held:
@@ -135,16 +138,37 @@ class Outcomes:
         if not task.status.is_terminal:
             return
         hook = held.spec.on_settled
-        if hook is not None:
+        if hook is not None and not self._settle_with_retries(held, hook, task):
+            return
+        self._drop_hint(held.claimed)
+
+    def _settle_with_retries(self, held: Held, hook: SettleHook, task: Task) -> bool:
+        """Call the hook, again after a short wait when it fails; return whether it succeeded.
+
+        The sweep rules call a failed hook again only a lease after the task
+        finished, so the owner, which is alive, retries a brief store outage itself.
+        """
+        for delay in SETTLE_RETRY_DELAYS:
             try:
                 self._call_hook(hook, task)
-            except Exception:
-                logger.exception(
-                    "settle hook of task %s failed; the sweeper calls it again later",
+            except Exception as error:
+                logger.warning(
+                    "settle hook of task %s failed (%s); calling it again in %.1f s",
                     held.label,
+                    _describe(error),
+                    delay,
                 )
-                return
-        self._drop_hint(held.claimed)
+                time.sleep(delay)
+            else:
+                return True
+        try:
+            self._call_hook(hook, task)
+        except Exception:
+            logger.exception(
+                "settle hook of task %s failed; the sweeper calls it again later", held.label
+            )
+            return False
+        return True
 
     def _call_hook(self, hook: SettleHook, task: Task) -> None:
         if self.handoff is None:

@@ -220,6 +220,29 @@ def test_sweeper_settles_after_crash(store: ObjectStore) -> None:
     assert settled == [task.id]
 
 
+def test_owner_calls_failed_settle_hook_again(store: ObjectStore) -> None:
+    # The hook fails twice (a brief store outage): the owner retries it
+    # itself instead of leaving it to a sweeper a lease later.
+    queue = Queue(store)
+    task = queue.submit("step", lease="60s")
+    calls: list[str] = []
+
+    def flaky_hook(finished: Task) -> None:
+        calls.append(finished.id)
+        if len(calls) <= 2:
+            raise RuntimeError("store briefly unavailable")
+
+    worker = Worker(queue, concurrency=1, **FAST)
+    worker.register("step", lambda data: "ok", on_settled=flaky_hook)
+    thread = _run_in_thread(worker)
+    _wait_for(lambda: len(calls) == 3)
+    _wait_for(lambda: not store.list_page("ready/").keys)
+    worker.stop()
+    thread.join(WAIT_LIMIT)
+    assert calls == [task.id] * 3
+    assert queue.get(task.id).status is TaskStatus.SUCCEEDED
+
+
 def test_sweeper_requeues_dead_worker(store: ObjectStore) -> None:
     queue = Queue(store)
     task = queue.submit("step", lease="0.2s")
