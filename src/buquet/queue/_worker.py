@@ -92,6 +92,7 @@ class Worker:
         self._repair_every = _seconds(repair_interval, "repair_interval")
         self._grace = _seconds(grace, "grace")
         self._handlers: dict[str, HandlerSpec] = {}
+        self._calls: dict[str, HandlerCall] = {}
         self._held: dict[str, tuple[Held, Future[None]]] = {}
         self._held_lock = threading.Lock()
         self._keeper: LeaseKeeper | None = None
@@ -266,13 +267,21 @@ class Worker:
         if self._claimer is not None:
             self._claimer.hold(claimed.hint)
         spec = self._handlers[claimed.task.type]
-        held = Held(claimed, spec, HandlerCall(spec.fn))
+        held = Held(claimed, spec, self._call_of(spec))
         with self._held_lock:
             future = pool.submit(self._execute, held)
             self._held[claimed.task_id] = (held, future)
         future.add_done_callback(lambda _future: self._forget(held))
         if self._keeper is not None:
             self._keeper.wake()
+
+    def _call_of(self, spec: HandlerSpec) -> HandlerCall:
+        """Return how to call the handler of ``spec``, inspecting its signature once."""
+        call = self._calls.get(spec.task_type)
+        if call is None or call.fn is not spec.fn:
+            call = HandlerCall(spec.fn)
+            self._calls[spec.task_type] = call
+        return call
 
     def _execute(self, held: Held) -> None:
         try:
