@@ -221,8 +221,10 @@ def warm_up(target: Target, objects: int = WARM_UP_OBJECTS) -> None:
 
     SeaweedFS creates its volumes on the first writes to a bucket, which
     made the first workload of a run slower than the same workload a
-    minute later. Nothing of this is counted.
+    minute later. Nothing of this is counted. The local store needs no warm-up.
     """
+    if target.seaweed is None:
+        return
     target.apply_environment()
     store = open_store(target.new_store_url("warm-up"), concurrency=SUBMIT_THREADS)
     try:
