@@ -45,7 +45,7 @@ def millis(moment: dt.datetime) -> int:
 
 
 def from_millis(value: int) -> dt.datetime:
-    """The aware UTC datetime ``value`` milliseconds after the epoch."""
+    """Return the aware UTC datetime ``value`` milliseconds after the epoch."""
     return EPOCH + value * _MILLISECOND
 
 

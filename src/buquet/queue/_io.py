@@ -99,7 +99,7 @@ def ready_hint_key(task: Task) -> str:
 
 
 def hint_matches(key: str, task: Task) -> bool:
-    """Whether the hint ``key`` is the current hint of ``task`` (its snapshot aside)."""
+    """Check whether the hint ``key`` is the current hint of ``task`` (its snapshot aside)."""
     try:
         due, task_type, task_id = keys.parse_ready_key(key)
     except ValueError:

@@ -114,7 +114,7 @@ def test_task_taken_by_another_claimer(queue: Queue, memory: MemoryStore) -> Non
     assert second is None
 
 
-def test_lapsed_task_is_claimed_again_through_its_snapshot_hint(
+def test_lapsed_snapshot_task_reclaimed(
     queue: Queue, memory: MemoryStore, clock: FakeClock
 ) -> None:
     submitted = queue.submit("resize", {"n": 1})
