@@ -42,6 +42,9 @@ class Queue:
 
     ``default_max_attempts`` and ``default_lease`` apply to tasks submitted
     without their own values. Every time decision uses ``store.now()``.
+    With ``hint_snapshots`` False, hints never carry a snapshot of their
+    task: small inputs then stay out of object keys, which anyone allowed to
+    list the bucket can read, at the cost of one read per claim.
     """
 
     def __init__(
@@ -50,11 +53,13 @@ class Queue:
         *,
         default_max_attempts: int = 3,
         default_lease: Duration = "30s",
+        hint_snapshots: bool = True,
     ) -> None:
         self.store = store
         self.default_max_attempts = check_max_attempts(default_max_attempts)
         self.default_lease = check_lease(_time.parse_duration(default_lease, name="lease"))
         self._io = TaskIO(store)
+        self._io.snapshots = hint_snapshots
         self._finished_ids: set[str] = set()
         self._repair_lock = threading.Lock()
         self._claimers: dict[tuple[object, ...], Claimer] = {}

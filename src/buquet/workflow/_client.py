@@ -49,11 +49,14 @@ def new_run_id() -> str:
 
 
 class Client:
-    """Starts and inspects workflow runs in one store."""
+    """Starts and inspects workflow runs in one store.
 
-    def __init__(self, store: ObjectStore) -> None:
+    ``hint_snapshots`` is passed to the client's :class:`~buquet.queue.Queue`.
+    """
+
+    def __init__(self, store: ObjectStore, *, hint_snapshots: bool = True) -> None:
         self.store = store
-        self.queue = Queue(store)
+        self.queue = Queue(store, hint_snapshots=hint_snapshots)
 
     def start(
         self, workflow: Workflow[..., Any], input: Any = None, *, run_id: str | None = None

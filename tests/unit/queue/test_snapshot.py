@@ -157,6 +157,15 @@ def test_unreadable_snapshot_is_ignored(queue: Queue, memory: MemoryStore, snaps
     assert claimed.task_id == submitted.id
 
 
+def test_snapshots_turned_off(memory: MemoryStore) -> None:
+    queue = Queue(memory, hint_snapshots=False)
+    submitted = queue.submit("resize", {"n": 1})
+    assert only_hint(memory)[3] is None
+    claimed = queue.claim(["resize"], "w1")
+    assert claimed is not None
+    assert claimed.task_id == submitted.id
+
+
 def test_cancel_drops_the_snapshot_hint(queue: Queue, memory: MemoryStore) -> None:
     submitted = queue.submit("resize", {"n": 1})
     assert queue.cancel(submitted.id).status is TaskStatus.CANCELLED
