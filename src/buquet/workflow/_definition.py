@@ -12,6 +12,7 @@ from buquet import keys
 from buquet._json import to_json_value
 from buquet.errors import DefinitionError, InvalidInput, SerializationError
 from buquet.workflow._dag import Dag, build_dag
+from buquet.workflow._input_types import check_input_types
 from buquet.workflow._step import Step
 from buquet.workflow._trace import InputRef, tracing
 
@@ -64,7 +65,10 @@ class Workflow(Generic[P, R]):
         return self._steps
 
     def bind_input(self, data: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Match input to the parameters: apply defaults, reject unknown or missing names."""
+        """Match input to the parameters: apply defaults, reject unknown or missing names.
+
+        Raises InvalidInput also for a value its parameter's declared type rejects.
+        """
         data = dict(data or {})
         unknown = sorted(set(data) - set(self.signature.parameters))
         if unknown:
@@ -78,9 +82,11 @@ class Workflow(Generic[P, R]):
             raise InvalidInput(f"workflow {self.name!r}: {exc}") from exc
         bound.apply_defaults()
         try:
-            return dict(to_json_value(dict(bound.arguments)))
+            values = dict(to_json_value(dict(bound.arguments)))
         except SerializationError as exc:
             raise InvalidInput(f"workflow {self.name!r}: input {exc}") from exc
+        check_input_types(self.name, self.fn, values)
+        return values
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
