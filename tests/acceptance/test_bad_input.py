@@ -185,3 +185,43 @@ def test_result_of_failed_run_exits_1(buquet: Buquet) -> None:
 
     line = assert_one_error_line(completed, 1, "'failed-run' failed")
     assert "'missing' is not a directory" in line
+
+
+TYPED_FLOW = """
+from buquet import step, workflow
+
+@step
+def double(count: int) -> int:
+    return 2 * count
+
+@workflow
+def doubled(count: int) -> int:
+    return double(count)
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "start"])
+def test_input_of_wrong_type_writes_nothing(buquet: Buquet, command: str) -> None:
+    (buquet.cwd / "typed.py").write_text(TYPED_FLOW, encoding="utf-8")
+    store = buquet.cwd / "store"
+    completed = buquet.run(
+        "workflow", command, "typed.py", "--input", '{"count": "abc"}', "--store", f"file://{store}"
+    )
+
+    line = assert_one_error_line(completed, 2, "invalid value 'abc' for parameter 'count'")
+    assert "of type int" in line
+    assert store_files(store) == []
+
+
+def test_run_of_ended_run_id_reports_it(buquet: Buquet) -> None:
+    (buquet.cwd / "typed.py").write_text(TYPED_FLOW, encoding="utf-8")
+    store = f"file://{buquet.cwd / 'store'}"
+    arguments = ("workflow", "run", "typed.py", "--input", '{"count": 4}', "--run-id", "once")
+    first = buquet.run(*arguments, "--workers", "0", "--store", store)
+    assert first.returncode == 0, first.stderr
+
+    again = buquet.run(*arguments, "--workers", "0", "--store", store)
+
+    assert again.returncode == 0, again.stderr
+    assert "run once of workflow doubled already ended" in again.stderr
+    assert again.stdout.strip() == "8"

@@ -144,6 +144,11 @@ def run(
     raw_input = parse_workflow_input(input, workflow)
     with open_store_from_option(store) as opened:
         started = _start(workflow, opened, raw_input, run_id)
+        if started.status.is_terminal:
+            # A reused run id: report the earlier run's outcome without starting workers.
+            typer.echo(f"run {started.id} of workflow {workflow.name} already ended", err=True)
+            _print_outcome(started, as_json)
+            return
         typer.echo(f"run {started.id} of workflow {workflow.name} started", err=True)
         runner = _local_runner(target, workflow, opened, workers, concurrency)
         with runner:
