@@ -85,14 +85,18 @@ def list_tasks(
     """List tasks in id order."""
     configure_logging(ctx, verbose)
     with open_store_from_option(store) as opened:
-        tasks = list(Queue(opened).list(status=status, task_type=task_type, limit=limit))
+        # One more than the limit shows whether the list was cut.
+        tasks = list(Queue(opened).list(status=status, task_type=task_type, limit=limit + 1))
+    more = len(tasks) > limit
+    tasks = tasks[:limit]
     if as_json:
         typer.echo(dumps_for_humans([task.model_dump(mode="json") for task in tasks]))
-        return
-    if not tasks:
+    elif not tasks:
         typer.echo("no tasks")
-        return
-    Console(markup=False).print(_task_table(tasks))
+    else:
+        Console(markup=False).print(_task_table(tasks))
+    if more:
+        typer.echo(f"showing the first {limit} tasks; pass --limit to see more", err=True)
 
 
 @app.command()
