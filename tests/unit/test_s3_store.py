@@ -23,7 +23,7 @@ from botocore.exceptions import (
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, StoreError
+from buquet.errors import AmbiguousWrite, ConfigError, ListingError, PreconditionFailed, StoreError
 from buquet.store import RetryPolicy, S3Store
 from buquet.store._clock import ServerClock
 from buquet.store._retry import ErrorKind, classify
@@ -594,3 +594,11 @@ def test_get_409_is_store_error(store: S3Store, stubber: Stubber) -> None:
 
     assert not isinstance(caught.value, PreconditionFailed)
     assert "ConditionalRequestConflict" in str(caught.value)
+
+
+@pytest.mark.parametrize("endpoint", ["not-a-url", "127.0.0.1:8333", "ftp://127.0.0.1", "http://"])
+def test_endpoint_without_http_url_rejected(endpoint: str) -> None:
+    with pytest.raises(ConfigError, match="invalid S3 endpoint") as caught:
+        S3Store(BUCKET, environ={"S3_ENDPOINT": endpoint})
+
+    assert repr(endpoint) in str(caught.value)

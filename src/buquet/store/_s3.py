@@ -8,10 +8,11 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from buquet.errors import AmbiguousWrite, ListingError, PreconditionFailed, StoreError
+from buquet.errors import AmbiguousWrite, ConfigError, ListingError, PreconditionFailed, StoreError
 from buquet.store._base import DEFAULT_PAGE_SIZE, ListPage, StoredObject
 from buquet.store._clock import ServerClock
 from buquet.store._retry import (
@@ -42,6 +43,19 @@ _MAX_EMPTY_PAGES = 100
 def endpoint_from_env(environ: Mapping[str, str]) -> str | None:
     """Return the endpoint from ``S3_ENDPOINT``, else ``AWS_ENDPOINT_URL``, else None."""
     return environ.get("S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None
+
+
+def check_endpoint(endpoint: str | None) -> str | None:
+    """Reject an endpoint that is not an http:// or https:// URL with a host."""
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"invalid S3 endpoint {endpoint!r}: use a URL such as http://127.0.0.1:8333 "
+            "(set by S3_ENDPOINT or AWS_ENDPOINT_URL)"
+        )
+    return endpoint
 
 
 def region_from_env(environ: Mapping[str, str]) -> str | None:
@@ -127,7 +141,7 @@ class S3Store:
         self._sleep = sleep
         self._clock = ServerClock()
         self._client: S3Client | S3HttpClient = client or make_client(
-            endpoint_url or endpoint_from_env(environ),
+            check_endpoint(endpoint_url or endpoint_from_env(environ)),
             region or region_from_env(environ),
             max_pool_connections,
         )
