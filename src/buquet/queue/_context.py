@@ -22,6 +22,8 @@ class TaskContext:
         self._when_over: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._over = False
+        self._hint_holds = 0
+        self._drop_hint: Callable[[], object] | None = None
 
     def when_over(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this attempt is over: its outcome written and its
@@ -43,6 +45,42 @@ class TaskContext:
                 callback()
             except Exception:
                 logger.exception("a callback at the end of task %s failed", self.task_id)
+
+    def hold_hint(self) -> Callable[[], None]:
+        """Keep the task's ready hint after its settle hook, until the returned function is called.
+
+        A settle hook that leaves part of its work to another task of this
+        process keeps the hint this way: should the process die before that
+        work is done, the hint remains and a sweeper calls the hook again.
+        """
+        with self._lock:
+            self._hint_holds += 1
+        released = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._hint_holds -= 1
+                drop = self._drop_hint if self._hint_holds == 0 else None
+                if drop is not None:
+                    self._drop_hint = None
+            if drop is not None:
+                drop()
+
+        return release
+
+    def drop_hint_when_released(self, drop: Callable[[], object]) -> None:
+        """Call ``drop`` now, or once every hold of :meth:`hold_hint` is released.
+
+        The worker calls it with the deletion of the hint.
+        """
+        with self._lock:
+            if self._hint_holds:
+                self._drop_hint = drop
+                return
+        drop()
 
     @property
     def task(self) -> Task:

@@ -47,6 +47,8 @@ class Held:
     last_renewal: float = field(default_factory=time.monotonic)
     decided: bool = False
     """Whether an outcome was written, or the attempt was fenced off."""
+    ctx: TaskContext | None = None
+    """The context passed to the handler, once the attempt runs."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def decide(self) -> bool:
@@ -85,6 +87,7 @@ class Outcomes:
     def execute(self, held: Held) -> None:
         """Run the handler of ``held`` and write what came of it."""
         ctx = TaskContext(held.claimed, self.worker_id)
+        held.ctx = ctx
         try:
             self._run(held, ctx)
         finally:
@@ -140,7 +143,10 @@ class Outcomes:
         hook = held.spec.on_settled
         if hook is not None and not self._settle_with_retries(held, hook, task):
             return
-        self._drop_hint(held.claimed)
+        if held.ctx is None:
+            self._drop_hint(held.claimed)
+        else:
+            held.ctx.drop_hint_when_released(lambda: self._drop_hint(held.claimed))
 
     def _settle_with_retries(self, held: Held, hook: SettleHook, task: Task) -> bool:
         """Call the hook, again after a short wait when it fails; return whether it succeeded.

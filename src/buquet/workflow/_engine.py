@@ -8,9 +8,9 @@ it again, so every continuation below is idempotent:
 1. a finished step is done when its task has succeeded; nothing more is
    written. A finished map item writes its item marker and lists its group of
    items, unless another item of the group is still running in this process
-   (that one lists after it). When the group is complete, it lists the group
-   markers, and the last group writes the map's done marker. No object is
-   rewritten per item;
+   (that one lists after it, or this process does; see ``_local_items``). When
+   the group is complete, it lists the group markers, and the last group
+   writes the map's done marker. No object is rewritten per item;
 2. a dependent whose dependencies are all done is submitted under a
    deterministic task id, so two workers submitting it create one task. When
    the settling worker has a free slot, it creates the task already claimed
@@ -39,6 +39,7 @@ from buquet.store import iter_keys
 from buquet.workflow._context import StepContext, running_step
 from buquet.workflow._dag import Encoded, Node
 from buquet.workflow._definition import Workflow
+from buquet.workflow._local_items import Item, LocalItems, Release
 from buquet.workflow._run import Run, RunStatus, finish_run, read_run
 from buquet.workflow._step import Step
 
@@ -100,8 +101,7 @@ class Engine:
         self.deferred_hints: list[Task] | None = None
         """When a list, submitted tasks are created without their hints and
         collected here, for the caller to write them (see Client.start)."""
-        self._map_items_running: set[tuple[str, str, int]] = set()
-        self._map_items_lock = threading.Lock()
+        self._items = LocalItems()
 
     # Execution -----------------------------------------------------------------
 
@@ -253,42 +253,40 @@ class Engine:
             self._node_done(ref.run, ref.node, None, run_read)
             return
         self.store.put(keys.item_done_key(ref.run, ref.node, ref.index), b"{}")
-        if self._other_item_running(ref):
-            # That item writes its marker after ours and then lists the group itself.
+        waiting = self._items.settle((ref.run, ref.node, ref.index), ref.width)
+        if waiting is None:
+            # Another item of the group runs here; it lists after writing its marker.
             return
-        if self._group_complete(ref.run, ref.node, keys.map_group(ref.index), ref.width):
-            self._node_done(ref.run, ref.node, ref.width)
+        self._list_group(ref.run, ref.node, keys.map_group(ref.index), ref.width, waiting)
+
+    def _list_group(
+        self, run_id: str, node: str, group: int, width: int, waiting: list[Release]
+    ) -> None:
+        """List a group; if the whole map is done, continue the run. Then release the waiters."""
+        if self._group_complete(run_id, node, group, width):
+            self._node_done(run_id, node, width)
+        for release in waiting:
+            release()
 
     def _track_item(self, ref: StepTaskInput, ctx: TaskContext) -> None:
         """Count a map item as running here from its start until its attempt is over."""
-        if ref.index is None:
+        if ref.index is None or ref.width is None:
             return
         item = (ref.run, ref.node, ref.index)
-        with self._map_items_lock:
-            self._map_items_running.add(item)
-        ctx.when_over(lambda: self._untrack_item(item))
+        width = ref.width
+        self._items.start(item, ctx)
+        ctx.when_over(lambda: self._item_over(item, width))
 
-    def _untrack_item(self, item: tuple[str, str, int]) -> None:
-        with self._map_items_lock:
-            self._map_items_running.discard(item)
-
-    def _other_item_running(self, ref: StepTaskInput) -> bool:
-        """Stop counting this item as running; check whether another item of its group is.
-
-        Such an item has not written its done marker yet. It lists the group
-        after writing its marker, either when it settles (it stops counting
-        itself first, under the same lock) or when a later attempt settles
-        because this one lost its outcome or its lease. So an item that finds
-        one can leave the listing to it.
-        """
-        assert ref.index is not None
-        group = keys.map_group(ref.index)
-        with self._map_items_lock:
-            self._map_items_running.discard((ref.run, ref.node, ref.index))
-            return any(
-                run == ref.run and node == ref.node and keys.map_group(index) == group
-                for run, node, index in self._map_items_running
-            )
+    def _item_over(self, item: Item, width: int) -> None:
+        owed = self._items.end(item)
+        if owed is None:
+            return
+        run_id, node, index = item
+        try:
+            self._list_group(run_id, node, keys.map_group(index), width, owed[1])
+        except Exception:
+            # The waiting items keep their hints, so a sweeper settles them again.
+            logger.exception("could not list the group of map item %s", item)
 
     def _group_complete(self, run_id: str, node: str, group: int, width: int) -> bool:
         """Mark a group done if all its items are, then return whether every group is done.
