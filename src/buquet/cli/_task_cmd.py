@@ -96,7 +96,8 @@ def list_tasks(
     else:
         Console(markup=False).print(_task_table(tasks))
     if more:
-        typer.echo(f"showing the first {limit} tasks; pass --limit to see more", err=True)
+        message = f"showing the first {limit} tasks by id; pass a larger --limit to see more"
+        typer.echo(message, err=True)
 
 
 @app.command()

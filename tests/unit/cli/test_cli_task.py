@@ -96,7 +96,7 @@ def test_list_limit(run_cli: RunCli, store_url: str) -> None:
     limited = run_cli("task", "list", "--limit", "2", "--json", "--store", store_url)
     assert limited.exit_code == 0, limited.stderr
     assert len(json.loads(limited.stdout)) == 2
-    assert "showing the first 2 tasks; pass --limit to see more" in limited.stderr
+    assert "showing the first 2 tasks by id; pass a larger --limit to see more" in limited.stderr
 
 
 def test_list_within_limit_says_nothing_more(run_cli: RunCli, store_url: str) -> None:
