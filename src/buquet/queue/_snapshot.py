@@ -4,8 +4,8 @@ A task that was never claimed is exactly as its submitter created it. Its
 fields beyond id, type and due time are often few: a small input, options
 left at their defaults. The submitter then appends them to the hint key as
 base64url JSON, and a claimer rebuilds the stored object from the key
-alone. The stores' ETags are the MD5 of the content, so the claimer knows
-the ETag too and claims with one CAS where it would otherwise read first.
+alone. The stores' ETags are the MD5 of the content, so the claimer also
+has the ETag, and claims with one CAS where it would otherwise read first.
 
 The claim is safe whatever the snapshot says: it is conditional on the
 ETag of the rebuilt bytes, so it only succeeds when the stored object is

@@ -28,7 +28,7 @@ Stage = Literal["connect", "connect-timeout", "tls", "send", "response", "read-t
 MAX_LINE = 65_536
 """Maximum length of an accepted status or header line."""
 MAX_HEADERS = 200
-"""Most header lines accepted in one response."""
+"""Maximum number of header lines in one response."""
 _NO_BODY_STATUSES = frozenset({204, 304})
 _CONTINUE_LOW, _CONTINUE_HIGH = 100, 200
 

@@ -64,7 +64,7 @@ def faulty_store(seed: int) -> FaultyStore:
             Fault.LOST_ANSWER, operations={"create", "put", "delete", "replace"}, probability=0.05
         ),
         FaultRule(Fault.LOST_ANSWER, operations={"replace"}, prefix=keys.RUNS, probability=0.5),
-        # At least one lost answer in every run, whatever the random draws.
+        # At least one lost response in every run, whatever the random draws.
         FaultRule(Fault.LOST_ANSWER, operations={"replace"}, prefix=keys.TASKS, skip=5, count=1),
     ]
     return FaultyStore(MemoryStore(), rules, seed=seed, retry=FAST_RETRY)

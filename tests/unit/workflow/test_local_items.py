@@ -33,14 +33,21 @@ def test_item_alone_lists_at_once() -> None:
     assert items.settle(FIRST, 2) == []
 
 
-def test_item_waits_for_running_neighbour() -> None:
+def first_waits_for_second() -> tuple[LocalItems, list[str]]:
+    """Run two items of one group; the first finishes and leaves the listing to the second.
+
+    Returns the items and the list that records the first item's hint drop.
+    """
     items = LocalItems()
     first, second = context("a"), context("b")
     items.start(FIRST, first)
     items.start(SECOND, second)
-
     assert items.settle(FIRST, 2) is None
-    dropped = hint_drops(first)
+    return items, hint_drops(first)
+
+
+def test_item_waits_for_running_neighbour() -> None:
+    items, dropped = first_waits_for_second()
     assert dropped == []
 
     waiting = items.settle(SECOND, 2)
@@ -53,13 +60,8 @@ def test_item_waits_for_running_neighbour() -> None:
 
 
 def test_neighbour_ending_without_listing_owes_it() -> None:
-    # The neighbour's attempt lost its lease: it never settles here.
-    items = LocalItems()
-    first, second = context("a"), context("b")
-    items.start(FIRST, first)
-    items.start(SECOND, second)
-    assert items.settle(FIRST, 2) is None
-    dropped = hint_drops(first)
+    # The neighbour's attempt lost its lease, so it never settles here.
+    items, dropped = first_waits_for_second()
 
     owed = items.end(SECOND)
 
